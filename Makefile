@@ -1,0 +1,67 @@
+# wp502: one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+N ?= 3
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv images lab lab-down lab-status lab-reset demo test unit lint lab-test molecule clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/ansible-playbook: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/ansible-playbook ## create .venv with the pinned Python dependencies
+
+docker: ## install and start a Docker engine when none answers (Debian, root)
+	@docker info >/dev/null 2>&1 || lab/install-docker.sh
+
+images: venv docker ## build (or reuse) the lab target images
+	$(BIN)/python lab/labctl.py build
+
+lab: venv docker ## start the lab fleet (N hosts, default 3) and write inventories/lab*/
+	$(BIN)/python lab/labctl.py up --hosts $(N)
+
+lab-down: ## remove the lab fleet
+	$(PYTHON) lab/labctl.py down
+
+lab-status: ## show the lab fleet and what each host answers
+	$(PYTHON) lab/labctl.py status
+
+lab-reset: venv ## put every lab host back to its healthy baseline
+	$(BIN)/ansible-playbook playbooks/lab-break.yml -e wp502_lab_fault=none
+
+demo: lab ## the main job on the built-in lab: break three hosts and show what they answer
+	$(BIN)/ansible-playbook playbooks/lab-demo.yml
+
+test: venv docker ## the test suite: lint, unit tests, lab fault tests, Molecule
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) images
+	$(MAKE) lab-test
+	$(MAKE) molecule
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff, playbook syntax
+	$(BIN)/yamllint -s .
+	$(BIN)/ruff check .
+	$(BIN)/ansible-lint
+	for p in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i localhost, "$$p" || exit 1; done
+
+unit: venv ## unit tests (no Docker needed)
+	$(BIN)/pytest -q tests/unit
+
+lab-test: venv ## every lab fault induced for real on fresh containers
+	$(BIN)/pytest -q tests/lab
+
+molecule: venv ## Molecule scenarios on the lab image
+	cd $(CURDIR) && $(BIN)/molecule test --all
+
+clean: lab-down ## remove the lab and the virtualenv
+	rm -rf $(VENV)
