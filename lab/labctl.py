@@ -54,7 +54,7 @@ def log(msg: str) -> None:
 
 def docker(*args: str, check: bool = True, capture: bool = True, timeout: float | None = 600) -> subprocess.CompletedProcess:
     cmd = ["docker", *args]
-    proc = subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip() if capture else ""
         raise LabError(f"`{' '.join(cmd[:4])} ...` failed (rc={proc.returncode}): {detail[-2000:]}")
@@ -120,7 +120,7 @@ def build(frontends=FRONTENDS, force: bool = False) -> dict[str, str]:
         proc = subprocess.run(
             ["docker", "build", "-t", ref, "--build-arg", f"WP502_FRONTEND={frontend}",
              "--label", f"org.wp502.lab.hash={wanted}", str(IMAGE_DIR)],
-            capture_output=True, text=True)
+            capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise LabError(f"building {ref} failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
     return refs
@@ -185,7 +185,7 @@ def start_target(target: dict, prefix: str, pubkey: str) -> None:
     proc = subprocess.run(
         ["docker", "exec", "-i", name, "sh", "-c",
          "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys"],
-        input=pubkey, text=True, capture_output=True, timeout=60)
+        input=pubkey, text=True, capture_output=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise LabError(f"{name}: could not install the lab SSH key: {proc.stderr.strip()}")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A bounded burst of HTTP GETs to a lab target on the loopback address, run from the controller.
 
-Bounded in every direction whatever is asked: at most 500 requests, 64 in flight, 60 seconds of
+Bounded in every direction whatever is asked: at most 1000 requests, 64 in flight, 60 seconds of
 wall clock, and only to 127.0.0.0/8 or ::1. Prints one JSON object: requests sent, status codes
 seen (``"error"`` for requests that got no HTTP answer), and elapsed seconds.
 """
@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-MAX_REQUESTS = 500
+MAX_REQUESTS = 1000
 MAX_CONCURRENCY = 64
 MAX_SECONDS = 60.0
 
@@ -31,6 +31,13 @@ def loopback_only(host: str) -> str:
     if not addr.is_loopback:
         raise argparse.ArgumentTypeError(f"{host} is not a loopback address; the burst only targets 127.0.0.0/8 or ::1")
     return host
+
+
+def clamp(requests: int, concurrency: int, seconds: float, spread: float) -> tuple[int, int, float, float]:
+    """The limits actually applied: the hard caps win over whatever was asked."""
+    seconds = max(1.0, min(float(seconds), MAX_SECONDS))
+    return (max(1, min(requests, MAX_REQUESTS)), max(1, min(concurrency, MAX_CONCURRENCY)),
+            seconds, max(0.0, min(float(spread), seconds / 2)))
 
 
 def one_request(host: str, port: int, path: str, timeout: float) -> str:
@@ -46,17 +53,21 @@ def one_request(host: str, port: int, path: str, timeout: float) -> str:
         conn.close()
 
 
-def burst(host: str, port: int, paths: list[str], requests: int, concurrency: int, seconds: float) -> dict:
-    requests = max(1, min(requests, MAX_REQUESTS))
-    concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
-    seconds = max(1.0, min(seconds, MAX_SECONDS))
-    deadline = time.monotonic() + seconds
+def burst(host: str, port: int, paths: list[str], *, requests: int, concurrency: int, seconds: float,
+          spread: float = 0.0) -> dict:
+    """Send the requests; with ``spread``, their starts are paced evenly over that many seconds."""
+    requests, concurrency, seconds, spread = clamp(requests, concurrency, seconds, spread)
+    start = time.monotonic()
+    deadline = start + seconds
     codes: Counter[str] = Counter()
     lock = threading.Lock()
     sent = 0
 
     def worker(i: int) -> None:
         nonlocal sent
+        pause = start + spread * i / requests - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
         left = deadline - time.monotonic()
         if left <= 0.5:
             return
@@ -66,11 +77,10 @@ def burst(host: str, port: int, paths: list[str], requests: int, concurrency: in
         with lock:
             codes[code] += 1
 
-    start = time.monotonic()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(worker, range(requests)))
     return {"requests": sent, "codes": dict(sorted(codes.items())), "elapsed": round(time.monotonic() - start, 3),
-            "limits": {"requests": requests, "concurrency": concurrency, "seconds": seconds}}
+            "limits": {"requests": requests, "concurrency": concurrency, "seconds": seconds, "spread": spread}}
 
 
 def main(argv=None) -> int:
@@ -80,9 +90,12 @@ def main(argv=None) -> int:
     parser.add_argument("--path", action="append", help="path to request (repeatable; default / and /wp-login.php)")
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=30)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock limit (capped at 60)")
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="pace the request starts evenly over this many seconds (0: all at once)")
     args = parser.parse_args(argv)
-    result = burst(args.host, args.port, args.path or ["/", "/wp-login.php"], args.requests, args.concurrency, args.seconds)
+    result = burst(args.host, args.port, args.path or ["/", "/wp-login.php"], requests=args.requests,
+                   concurrency=args.concurrency, seconds=args.seconds, spread=args.spread)
     json.dump(result, sys.stdout)
     print()
     return 0

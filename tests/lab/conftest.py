@@ -1,0 +1,123 @@
+"""Fixtures that run real lab targets: one fresh container per test, removed afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from itertools import count
+from pathlib import Path
+
+import labctl
+import pytest
+import testinfra
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = os.environ.get("WP502_TEST_PREFIX", "wp502-test")
+HTTP_BASE = int(os.environ.get("WP502_TEST_HTTP_BASE", "28080"))
+SSH_BASE = int(os.environ.get("WP502_TEST_SSH_BASE", "22220"))
+_slot = count(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    if labctl.docker("info", check=False, timeout=60).returncode != 0:
+        skip = pytest.mark.skip(reason="no Docker engine answers `docker info` (make docker)")
+        for item in items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def lab_images():
+    """Build (or reuse) both target images once per session."""
+    return labctl.build()
+
+
+@pytest.fixture(scope="session")
+def ssh_key():
+    return labctl.ensure_ssh_key()
+
+
+class Target:
+    """A running lab container with an inventory of its own, reached over SSH as in production."""
+
+    def __init__(self, spec: dict, key: Path, tmp: Path):
+        self.spec = spec
+        self.name = spec["name"]
+        self.container = spec["container"]
+        self.http_port = spec["http_port"]
+        self.frontend = spec["frontend"]
+        self.host = testinfra.get_host(f"docker://{self.container}")
+        self.inventory = tmp / "hosts.yml"
+        hosts = {self.name: {
+            "ansible_host": labctl.LOOPBACK, "ansible_port": spec["ssh_port"],
+            "ansible_ssh_private_key_file": str(key), "wp502_lab_container": self.container,
+            "wp502_lab_frontend": self.frontend, "wp502_lab_http_port": self.http_port,
+        }}
+        self.inventory.write_text(json.dumps({"all": {"children": {"wp502_lab": {"hosts": hosts}}}}))
+        # The lab inventory's connection settings, shared through group_vars.
+        (tmp / "group_vars").symlink_to(ROOT / "inventories" / "lab" / "group_vars")
+
+    def playbook(self, playbook: str, *extra: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        bindir = Path(sys.executable).parent
+        return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(self.inventory), str(ROOT / playbook), *extra],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    def break_(self, fault: str) -> subprocess.CompletedProcess:
+        proc = self.playbook("playbooks/lab-break.yml", "-e", f"wp502_lab_fault={fault}", "-e", "wp502_lab_probe=false")
+        assert proc.returncode == 0, f"lab-break.yml {fault} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+        return proc
+
+    def get(self, path: str, timeout: float = 40.0) -> int | None:
+        return labctl.http_status(self.http_port, path, timeout=timeout)
+
+    def log(self, path: str) -> str:
+        f = self.host.file(path)
+        return f.content_string if f.exists else ""
+
+
+def _start(frontend: str, key: Path, tmp: Path) -> Target:
+    slot = next(_slot)
+    spec = {"name": f"t{slot}", "container": f"{PREFIX}-{os.getpid()}-{slot}", "frontend": frontend,
+            "http_port": HTTP_BASE + slot, "ssh_port": SSH_BASE + slot}
+    labctl.start_target(spec, PREFIX, key.with_suffix(".pub").read_text())
+    try:
+        labctl.wait_ready(spec)
+    except Exception:
+        labctl.docker("rm", "-f", spec["container"], check=False)
+        raise
+    return Target(spec, key, tmp)
+
+
+@pytest.fixture
+def nginx_target(lab_images, ssh_key, tmp_path, request):
+    target = _start("nginx", ssh_key, tmp_path)
+    yield target
+    _dump_logs_on_failure(target, request)
+    labctl.docker("rm", "-f", target.container, check=False)
+
+
+@pytest.fixture
+def apache_target(lab_images, ssh_key, tmp_path, request):
+    target = _start("apache", ssh_key, tmp_path)
+    yield target
+    _dump_logs_on_failure(target, request)
+    labctl.docker("rm", "-f", target.container, check=False)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _dump_logs_on_failure(target: Target, request) -> None:
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or not rep.failed:
+        return
+    for path in ("/var/log/nginx/error.log", "/var/log/apache2/error.log", "/var/log/php8.2-fpm.log"):
+        text = target.log(path)
+        if text:
+            print(f"--- {target.container}:{path} (last 30 lines)\n" + "\n".join(text.splitlines()[-30:]))
