@@ -1,0 +1,953 @@
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+"""Find and classify the signatures of WordPress 502s in web-server and PHP-FPM logs.
+
+Pure standard-library Python (it runs on the targets). The scan is built for speed on large
+logs: files are read in large binary chunks into one reused buffer, only lines that contain one
+of a few prefilters (literal-prefixed regexes run by the C regex engine) are decoded and classified, a
+time window is found by bisecting on timestamps instead of reading from the start, and rotated
+``.gz`` files are streamed through zlib, never decompressed to disk.
+
+Entry points: :func:`classify_line` (one line), :func:`parse_since`, :class:`Scanner` (files).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import calendar
+import datetime
+import errno
+import glob
+import os
+import re
+import stat
+import time
+import zlib
+from collections import Counter, deque
+
+__metaclass__ = type
+
+SIGNATURES = (
+    # front-end (nginx, Apache)
+    "connect_refused",
+    "connect_unavailable",
+    "upstream_timeout",
+    "premature_close",
+    "invalid_header",
+    "too_big_header",
+    "fastcgi_stderr",
+    # PHP-FPM
+    "max_children",
+    "child_signal",
+    "terminate_timeout",
+    "slow_request",
+    "seems_busy",
+)
+KINDS = ("auto", "nginx", "apache", "fpm", "fpm_slowlog")
+
+SAMPLE_MAX = 2048  # characters kept per sample
+CLASSIFY_HEAD = 16384  # a signature sits in the head of a line: longer lines are cut for matching
+CHUNK = 4 * 1024 * 1024
+MAX_LINE = 1024 * 1024  # a longer "line" is cut to its head; memory stays bounded
+SLACK = 120  # seconds: lines are written slightly out of order; bisect aims that much earlier
+
+# Prefilters: C-speed searches over raw bytes that select the lines worth classifying. Each starts
+# with a literal (re's fast literal-prefix search); what follows is checked inside the regex engine,
+# so the frequent harmless lines ("an upstream response is buffered", PHP notices relayed through
+# FastCGI stderr) never reach Python. classify_line() decides; a prefilter only has to be a superset,
+# which tests/unit/test_logscan.py checks on every labelled line.
+_PRE_NGINX_UPSTREAM = re.compile(
+    rb"upstream(?: timed out| prematurely closed| sent |s while connecting"
+    rb"|(?<=connecting to upstream)|(?<=\) while reading response header from upstream)"
+    rb"|(?<=\) while reading upstream)|(?<=\) while sending request to upstream))")
+# A PHP fatal-class error relayed through FastCGI stderr (nginx) or AH01071 (Apache).
+_PRE_PHP_FATAL = re.compile(rb"PHP (?:Fatal|Parse|Recoverable|Core|Compile)")
+_PRE_FPM = re.compile(
+    rb"\[pool [^\]\n]{1,256}\] (?:server reached|child \d+ exited on signal|child \d+, script|seems busy)")
+_PRE_APACHE = (
+    re.compile(rb"AH0(?:1079|2454|0957|0959|1114|2458|1067|1068|1069|1070|1075|1102|0898|1220|1110|1104|2429):"),
+    re.compile(rb"AH10124:"),
+    re.compile(rb"mod_fcgid: "),
+    re.compile(rb"End of script output before headers"),
+    re.compile(rb"Timeout waiting for output from CGI script"),
+    re.compile(rb"malformed header from script"),
+    re.compile(rb"Premature end of script headers"),
+    re.compile(rb"FastCGI: (?:comm with|incomplete headers|failed to connect)"),  # mod_fastcgi
+)
+PREFILTERS = {
+    "nginx": (_PRE_NGINX_UPSTREAM, _PRE_PHP_FATAL),
+    "fpm": (_PRE_FPM,),
+    "fpm_slowlog": (),
+    "apache": (*_PRE_APACHE, _PRE_PHP_FATAL),
+}
+PREFILTERS["auto"] = (_PRE_NGINX_UPSTREAM, _PRE_PHP_FATAL, _PRE_FPM, *_PRE_APACHE)
+
+
+# --------------------------------------------------------------------------------------------
+# Line classification
+# --------------------------------------------------------------------------------------------
+
+_FATAL = re.compile(
+    r"PHP (?:Fatal error|Parse error|Recoverable fatal error|Core error|Compile error)"
+    r"|Uncaught (?:Error|Exception|TypeError|ArgumentCountError|ValueError|\w+Exception)"
+    r"|Allowed memory size of \d+ bytes exhausted|Maximum execution time of [\d.]+ seconds? exceeded"
+    r"|Out of memory \(allocated"
+)
+
+_NGINX = (
+    ("connect_unavailable", re.compile(r"\(11: Resource temporarily unavailable\) while connecting to upstream")),
+    ("upstream_timeout", re.compile(r"upstream timed out \(\d+: [^)]*\)|\((?:110|60): (?:Connection|Operation) timed out\) "
+                                    r"while (?:connecting to|reading response header from|sending request to|reading) upstream")),
+    ("connect_refused", re.compile(
+        r"\((?:111|61): Connection refused\) while connecting to upstream"
+        r"|\(2: No such file or directory\) while connecting to upstream"
+        r"|\(13: Permission denied\) while connecting to upstream"
+        r"|\((?:113|65): No route to host\) while connecting to upstream"
+        r"|\((?:101|51): Network is unreachable\) while connecting to upstream"
+        r"|\((?:99|49): Cannot assign requested address\) while connecting to upstream"
+        r"|no live upstreams while connecting to upstream")),
+    ("too_big_header", re.compile(r"upstream sent too big header")),
+    ("invalid_header", re.compile(
+        r"upstream sent (?:invalid header|invalid status|unsupported FastCGI protocol version|invalid FastCGI record type"
+        r"|unexpected FastCGI record type|invalid chunked response)")),
+    ("premature_close", re.compile(
+        r"upstream prematurely closed"
+        r"|\((?:104|54): Connection reset by peer\) while (?:reading response header from|reading|sending request to) upstream"
+        r"|\(32: Broken pipe\) while (?:reading response header from|reading|sending request to) upstream")),
+)
+
+_APACHE = (
+    ("upstream_timeout", re.compile(
+        r"\(70007\)The timeout specified has expired|Timeout waiting for output from CGI script"
+        r"|mod_fcgid: read data timeout|AH01220:|AH01110: error reading response"
+        r"|FastCGI: comm with (?:server|client) .{0,300} aborted: idle timeout")),
+    ("connect_refused", re.compile(
+        r"AH01079: failed to make connection to backend|AH02454: FCGI: attempt to connect to Unix domain socket"
+        r"|AH00957: \w+: attempt to connect to|AH00959: ap_proxy_connect_backend disabling worker"
+        r"|AH01114: HTTP: failed to make connection to backend|AH02458: FCGI: attempt to connect"
+        r"|mod_fcgid: can't (?:connect|create) |FastCGI: failed to connect to server")),
+    ("premature_close", re.compile(
+        r"AH01067: Failed to read FastCGI header|End of script output before headers"
+        r"|\((?:104|32)\)(?:Connection reset by peer|Broken pipe): .*AH01075:"
+        r"|mod_fcgid: error reading data from FastCGI server|mod_fcgid: get overlap result error"
+        r"|AH01102: error reading status line from remote server|AH00898: Error reading from remote server"
+        r"|AH01068: Got bogus version|Premature end of script headers"
+        r"|FastCGI: incomplete headers \(\d+ bytes\) received from server"
+        r"|FastCGI: comm with (?:server|client) .{0,300} aborted: read failed")),
+    ("invalid_header", re.compile(
+        r"AH02429: Response header name .{0,200} contains invalid characters|AH01070: Error parsing script headers"
+        r"|malformed header from script|AH01069: Error parsing FastCGI header"
+        r"|FastCGI: comm with (?:server|client) .{0,300} aborted: error parsing headers")),
+    ("too_big_header", re.compile(r"AH01104: Response header .{0,200} too long|header too long|AH10124:")),
+    ("max_children", re.compile(r"mod_fcgid: can't apply process slot")),
+)
+
+_FPM = re.compile(
+    r"\[pool (?P<pool>[^\]]+)\] (?:"
+    r"(?P<max_children>server reached (?:pm\.)?max_children setting \((?P<limit>\d+)\))"
+    r"|(?P<child_signal>child (?P<sig_pid>\d+) exited on signal (?P<signo>\d+) \((?P<signame>SIG\w+)[^)]*\))"
+    r"|child (?P<pid>\d+), script '(?P<script>[^']*)' \(request: \"(?P<request>[^\"]*)\"\) "
+    r"(?:(?P<terminate_timeout>execution timed out)|(?P<slow_request>executing too slow))"
+    r"|(?P<seems_busy>seems busy \(you may need to increase))"
+)
+_SLOW_HEADER = re.compile(r"\[pool (?P<pool>[^\]]+)\] pid (?P<pid>\d+)\s*$")
+
+_NGX_REQUEST = re.compile(r'request: "(?:[A-Z]+) ([^" ?]+)')
+_NGX_UPSTREAM = re.compile(r'upstream: "(?:fastcgi|http|https|uwsgi|scgi)://([^"]+)"')
+_APACHE_SOCKET = re.compile(r"Unix domain socket (\S+)|attempt to connect to (\[[^\]]+\]:\d+|[^\s(]+:\d+)")
+_APACHE_PIDTID = re.compile(r"\[pid (\d+)(?::tid (\d+))?\]")
+_WP_SLUG = re.compile(r"wp-content/(plugins|mu-plugins|themes)/([^/\s\"'()\\:;,]+)")
+
+
+def _fpm_match(line):
+    m = _FPM.search(line)
+    if m is None:
+        return None
+    for sig in ("max_children", "child_signal", "terminate_timeout", "slow_request", "seems_busy"):
+        if m.group(sig):
+            return sig, m
+    return None
+
+
+def classify_line(line):
+    """Return ``(signature, details)`` for a log line, or ``None`` when it is no 502 signature.
+
+    ``details`` holds what the line tells beyond its signature: ``upstream``, ``request``,
+    ``pool``, ``pid``, ``signal``, ``script``, ``front`` (nginx/apache/fpm).
+    """
+    head = line[:CLASSIFY_HEAD]
+    # PHP errors relayed by the front-end: judged on their text, never on what the PHP message quotes.
+    idx = head.find("FastCGI sent in stderr:")
+    if idx < 0:
+        idx = head.find("AH01071: Got error '")
+    if idx >= 0:
+        if _FATAL.search(head, idx):
+            details = {"front": "nginx" if head[idx] == "F" else "apache"}
+            _add_request(head, details)
+            return "fastcgi_stderr", details
+        return None
+    if "[pool " in head:
+        found = _fpm_match(head)
+        if found:
+            sig, m = found
+            details = {"front": "fpm", "pool": m.group("pool")}
+            if sig == "child_signal":
+                details.update(pid=int(m.group("sig_pid")), signal=m.group("signame"))
+            elif sig in ("terminate_timeout", "slow_request"):
+                details.update(pid=int(m.group("pid")), script=m.group("script"))
+                req = m.group("request").split(" ", 1)
+                details["request"] = req[-1].split("?", 1)[0] if req else ""
+            return sig, details
+    if "upstream" in head:
+        for sig, rx in _NGINX:
+            if rx.search(head):
+                details = {"front": "nginx"}
+                _add_request(head, details)
+                up = _NGX_UPSTREAM.search(head)
+                if up:
+                    details["upstream"] = _norm_upstream(up.group(1))
+                return sig, details
+    for sig, rx in _APACHE:
+        if rx.search(head):
+            details = {"front": "apache"}
+            sock = _APACHE_SOCKET.search(head)
+            if sock:
+                details["upstream"] = "unix:" + sock.group(1) if sock.group(1) else sock.group(2)
+            pt = _APACHE_PIDTID.search(head)
+            if pt:
+                details["pidtid"] = pt.group(0)
+            return sig, details
+    return None
+
+
+def _add_request(head, details):
+    m = _NGX_REQUEST.search(head)
+    if m:
+        details["request"] = m.group(1)
+
+
+def _norm_upstream(raw):
+    """``unix:/run/php/php8.2-fpm.sock:`` and ``unix:///run/...`` -> ``unix:/run/...``; TCP kept as host:port."""
+    if raw.startswith("unix:"):
+        path = raw[5:].rstrip(":")
+        return "unix:/" + path.lstrip("/")
+    return raw
+
+
+def wp_slugs(text):
+    """The (type, slug) of every wp-content plugin, mu-plugin and theme a text names, in order, once each."""
+    seen = []
+    for kind, raw in _WP_SLUG.findall(text):
+        slug = raw[:-4] if kind == "mu-plugins" and raw.endswith(".php") else raw
+        item = ({"plugins": "plugin", "mu-plugins": "mu-plugin", "themes": "theme"}[kind], slug[:200])
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+# --------------------------------------------------------------------------------------------
+# Timestamps
+# --------------------------------------------------------------------------------------------
+
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_TS = re.compile(
+    r"(?P<ngx>(?P<ny>\d{4})/(?P<nm>\d\d)/(?P<nd>\d\d) (?P<nH>\d\d):(?P<nM>\d\d):(?P<nS>\d\d))"
+    r"|\[(?P<fd>\d\d)-(?P<fm>[A-Z][a-z]{2})-(?P<fy>\d{4}) (?P<fH>\d\d):(?P<fM>\d\d):(?P<fS>\d\d)(?:\.\d+)?\]"
+    r"|\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<am>[A-Z][a-z]{2}) +(?P<ad>\d{1,2}) (?P<aH>\d\d):(?P<aM>\d\d):(?P<aS>\d\d)"
+    r"(?:\.\d+)? (?P<ay>\d{4})\]"
+    r"|(?P<iy>\d{4})-(?P<im>\d\d)-(?P<id>\d\d)[T ](?P<iH>\d\d):(?P<iM>\d\d):(?P<iS>\d\d)(?:[.,]\d+)?"
+    r"(?P<iz>Z|[+-]\d\d:?\d\d)?"
+    r"|^(?:<\d+>)?(?P<sm>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<sd>\d{1,2}) (?P<sH>\d\d):(?P<sM>\d\d):(?P<sS>\d\d)"
+)
+_TS_HEAD = 256  # timestamps are looked for in the first characters of a line
+
+
+def _local_epoch(y, mo, d, h, mi, s):
+    try:
+        return time.mktime((y, mo, d, h, mi, s, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
+
+
+def parse_timestamp(line, now=None):
+    """Epoch seconds of the first timestamp in a line's head (local time unless it carries a zone)."""
+    m = _TS.search(line, 0, _TS_HEAD)
+    if m is None:
+        return None
+    g = m.group
+    try:
+        if g("ngx"):
+            return _local_epoch(int(g("ny")), int(g("nm")), int(g("nd")), int(g("nH")), int(g("nM")), int(g("nS")))
+        if g("fd"):
+            return _local_epoch(int(g("fy")), _MONTHS[g("fm")], int(g("fd")), int(g("fH")), int(g("fM")), int(g("fS")))
+        if g("am"):
+            return _local_epoch(int(g("ay")), _MONTHS[g("am")], int(g("ad")), int(g("aH")), int(g("aM")), int(g("aS")))
+        if g("iy"):
+            fields = (int(g("iy")), int(g("im")), int(g("id")), int(g("iH")), int(g("iM")), int(g("iS")))
+            zone = g("iz")
+            if zone is None:
+                return _local_epoch(*fields)
+            epoch = calendar.timegm((*fields, 0, 0, 0))
+            if zone != "Z":
+                sign = 1 if zone[0] == "+" else -1
+                digits = zone[1:].replace(":", "")
+                epoch -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+            return float(epoch)
+        # syslog: no year; the latest year that does not put the line in the future
+        now = time.time() if now is None else now
+        year = time.localtime(now).tm_year
+        epoch = _local_epoch(year, _MONTHS[g("sm")], int(g("sd")), int(g("sH")), int(g("sM")), int(g("sS")))
+        if epoch is not None and epoch > now + 86400:
+            epoch = _local_epoch(year - 1, _MONTHS[g("sm")], int(g("sd")), int(g("sH")), int(g("sM")), int(g("sS")))
+        return epoch
+    except (KeyError, ValueError):
+        return None
+
+
+def iso(epoch):
+    """ISO-8601 with the host's UTC offset."""
+    if epoch is None:
+        return None
+    return datetime.datetime.fromtimestamp(epoch).astimezone().replace(microsecond=0).isoformat()
+
+
+_SINCE_REL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+
+def parse_since(since, now=None):
+    """``15m``, ``1h``, ``24h``, ``7d``, an ISO-8601 time or ``all`` -> epoch seconds (``None`` for all)."""
+    now = time.time() if now is None else now
+    text = str(since).strip()
+    if text.lower() == "all":
+        return None
+    m = _SINCE_REL.match(text)
+    if m:
+        return now - int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+    iso_text = text[:-1] + "+00:00" if text.endswith("Z") else text
+    try:
+        when = datetime.datetime.fromisoformat(iso_text)
+    except ValueError:
+        raise ValueError(
+            "since=%r is not understood: use a duration such as 15m, 1h, 24h, 7d, an ISO-8601 time such as "
+            "2026-11-23T21:00:00+00:00, or all" % (since,)
+        ) from None
+    if when.tzinfo is None:
+        return time.mktime(when.timetuple()) + when.microsecond / 1e6
+    return when.timestamp()
+
+
+# --------------------------------------------------------------------------------------------
+# Files: kinds, rotation, reading
+# --------------------------------------------------------------------------------------------
+
+_SNIFF = (
+    ("fpm_slowlog", re.compile(rb"^\[\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d(?:\.\d+)?\]\s+\[pool [^\]]+\] pid \d+\s*$", re.M)),
+    ("fpm", re.compile(rb"^\[\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d(?:\.\d+)?\] (?:NOTICE|WARNING|ERROR|ALERT|DEBUG):", re.M)),
+    ("nginx", re.compile(rb"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(?:debug|info|notice|warn|error|crit|alert|emerg)\]", re.M)),
+    ("apache", re.compile(rb"^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d", re.M)),
+)
+
+
+def sniff_kind(head, path=""):
+    """Decide the kind of log from its first bytes (and its name when the bytes say nothing)."""
+    for kind, rx in _SNIFF:
+        if rx.search(head):
+            return kind
+    name = os.path.basename(path)
+    if "slow" in name and ("fpm" in name or "php" in name):
+        return "fpm_slowlog"
+    return "auto"
+
+
+_ROTATED = re.compile(r"^(?P<base>.+?)(?:\.(?P<n>\d+)|-(?P<date>\d{8}(?:\d{2})?))(?P<gz>\.gz)?$")
+
+
+def is_rotated(path):
+    return _ROTATED.match(path) is not None
+
+
+def rotated_siblings(path):
+    """The rotated copies of a log: ``.1``, ``.N.gz``, ``-YYYYMMDD``, ``-YYYYMMDD.gz``."""
+    found = set()
+    for suffix in (".[0-9]*", "-[0-9]*"):
+        for candidate in glob.glob(glob.escape(path) + suffix):
+            m = _ROTATED.match(candidate)
+            if m and m.group("base") == path:
+                found.add(candidate)
+    return sorted(found)
+
+
+class Reading:
+    """What reading one file produced; becomes one entry of the ``files`` result."""
+
+    def __init__(self, path, kind, rotated, compressed):
+        self.path = path
+        self.kind = kind
+        self.rotated = rotated
+        self.compressed = compressed
+        self.size = None
+        self.inode = None
+        self.mtime = None
+        self.bytes_read = 0
+        self.bytes_decompressed = 0
+        self.lines_scanned = 0
+        self.start_offset = 0
+        self.first_ts = None
+        self.last_ts = None
+        self.warnings = []
+        self.ok = False
+
+    def as_dict(self):
+        out = {
+            "path": self.path, "kind": self.kind, "size": self.size, "inode": self.inode,
+            "bytes_read": self.bytes_read, "rotated": self.rotated, "compressed": self.compressed,
+            "lines_scanned": self.lines_scanned, "start_offset": self.start_offset,
+            "first_seen": iso(self.first_ts), "last_seen": iso(self.last_ts), "read": self.ok,
+        }
+        if self.compressed:
+            out["bytes_decompressed"] = self.bytes_decompressed
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+class _Sig:
+    __slots__ = ("count", "first", "last", "samples")
+
+    def __init__(self, max_samples):
+        self.count = 0
+        self.first = None
+        self.last = None
+        self.samples = deque(maxlen=max(0, max_samples))
+
+
+class Scanner:
+    """Scan log files for 502 signatures within a time window.
+
+    >>> scanner = Scanner(since_epoch=None)
+    >>> scanner.scan_paths(["/var/log/nginx/error.log"])
+    >>> result = scanner.result()
+    """
+
+    def __init__(self, since_epoch=None, *, kind="auto", max_samples=5, rotated=True, now=None, chunk_size=CHUNK):
+        if kind not in KINDS:
+            raise ValueError("kind=%r is not one of %s" % (kind, ", ".join(KINDS)))
+        self.since = since_epoch
+        self.kind = kind
+        self.max_samples = max_samples
+        self.rotated = rotated
+        self.now = time.time() if now is None else now
+        self.chunk_size = max(4096, chunk_size)
+        self.sigs = dict((s, _Sig(max_samples)) for s in SIGNATURES)
+        self.by_upstream = Counter()
+        self.by_pool = Counter()
+        self.requests = Counter()
+        self.suspects = {}
+        self.signals = Counter()
+        self.readings = []
+        self.warnings = []
+        self._seen_inodes = set()
+        self._slow_keys = set()  # (second, pid) of slow requests already counted
+        self._terminated = {}  # pid -> epoch of "execution timed out, terminating"
+        self._apache_last = {}  # pid:tid -> (second, signature): Apache logs 2 lines per failure
+        self._buf = None
+
+    # ---- results -------------------------------------------------------------------------
+    def result(self):
+        signatures = {}
+        for name in SIGNATURES:
+            s = self.sigs[name]
+            signatures[name] = {"count": s.count, "first_seen": iso(s.first), "last_seen": iso(s.last),
+                                "samples": list(s.samples)}
+        firsts = [r.first_ts for r in self.readings if r.first_ts is not None]
+        lasts = [r.last_ts for r in self.readings if r.last_ts is not None]
+        start = min(firsts) if firsts else None
+        if self.since is not None and (start is None or start < self.since):
+            start = self.since
+        suspects = sorted(self.suspects.values(), key=lambda s: (-s["count"], s["type"], s["slug"]))
+        return {
+            "signatures": signatures,
+            "by_upstream": dict(self.by_upstream),
+            "by_pool": dict(self.by_pool),
+            "child_signals": dict(self.signals),
+            "top_requests": [{"request": r, "count": c} for r, c in self.requests.most_common(10)],
+            "suspects": suspects,
+            "files": [r.as_dict() for r in self.readings],
+            "bytes_read": sum(r.bytes_read for r in self.readings),
+            "lines_scanned": sum(r.lines_scanned for r in self.readings),
+            "window": {"since": iso(self.since) if self.since is not None else "all", "start": iso(start),
+                       "end": iso(max(lasts)) if lasts else None},
+            "warnings": list(self.warnings),
+            "total": sum(s.count for s in self.sigs.values()),
+        }
+
+    def _record(self, sig, epoch, line, details):
+        s = self.sigs[sig]
+        s.count += 1
+        if epoch is not None:
+            if s.first is None or epoch < s.first:
+                s.first = epoch
+            if s.last is None or epoch > s.last:
+                s.last = epoch
+        if s.samples.maxlen:
+            s.samples.append(line[:SAMPLE_MAX])
+        if details.get("upstream"):
+            self.by_upstream[details["upstream"]] += 1
+        if details.get("pool"):
+            self.by_pool[details["pool"]] += 1
+        if details.get("request"):
+            self.requests[details["request"]] += 1
+        if details.get("signal"):
+            self.signals[details["signal"]] += 1
+
+    def _suspect(self, text, source):
+        for kind, slug in wp_slugs(text):
+            key = kind + ":" + slug
+            entry = self.suspects.get(key)
+            if entry is None:
+                entry = self.suspects[key] = {"type": kind, "slug": slug, "count": 0, "sources": {}}
+            entry["count"] += 1
+            entry["sources"][source] = entry["sources"].get(source, 0) + 1
+
+    # ---- one line ------------------------------------------------------------------------
+    def consider(self, line, epoch=None, reading=None):
+        """Classify one decoded line (its timestamp already parsed, or parsed here)."""
+        found = classify_line(line)
+        if found is None:
+            return
+        sig, details = found
+        if epoch is None:
+            epoch = parse_timestamp(line, self.now)
+        if self.since is not None and epoch is not None and epoch < self.since:
+            return
+        second = int(epoch) if epoch is not None else None
+        if sig == "slow_request":
+            key = (second, details.get("pid"))
+            if key in self._slow_keys:
+                return
+            self._remember_slow(key)
+        elif sig == "terminate_timeout":
+            self._terminated[details.get("pid")] = epoch
+            self._suspect(details.get("script", ""), "terminate_timeout")
+        elif sig == "child_signal" and details.get("signal") in ("SIGTERM", "SIGKILL", "SIGQUIT"):
+            # FPM kills a worker it gave up on: that is the timeout already counted, not a crash.
+            when = self._terminated.get(details.get("pid"), "none")
+            if when != "none" and (when is None or epoch is None or abs(epoch - when) <= 5):
+                return
+        elif sig == "fastcgi_stderr":
+            self._suspect(line[:CLASSIFY_HEAD], "fastcgi_stderr")
+        if details.get("pidtid") and second is not None:
+            last = self._apache_last.get(details["pidtid"])
+            self._apache_last[details["pidtid"]] = (second, sig)
+            if last == (second, sig):
+                return
+            if len(self._apache_last) > 4096:
+                self._apache_last.clear()
+        self._record(sig, epoch, line, details)
+
+    def _remember_slow(self, key):
+        if len(self._slow_keys) > 200000:
+            self._slow_keys.clear()
+        self._slow_keys.add(key)
+
+    def consider_slow_entry(self, header, body_lines):
+        """One FPM slowlog entry: a timestamped header, ``script_filename = ...``, stack frames."""
+        m = _SLOW_HEADER.search(header)
+        epoch = parse_timestamp(header, self.now)
+        if self.since is not None and epoch is not None and epoch < self.since:
+            return
+        text = "\n".join(body_lines)
+        self._suspect(text, "slowlog")
+        pid = int(m.group("pid")) if m else None
+        key = (int(epoch) if epoch is not None else None, pid)
+        if key in self._slow_keys:
+            return
+        self._remember_slow(key)
+        details = {"front": "fpm", "pool": m.group("pool") if m else None}
+        sample = header + "\n" + "\n".join(body_lines[:12])
+        self._record("slow_request", epoch, sample, details)
+
+    # ---- files ---------------------------------------------------------------------------
+    def scan_paths(self, paths):
+        """Expand globs and rotated siblings, newest first; scan each file once."""
+        files = []
+        for raw in paths:
+            expanded = sorted(glob.glob(raw)) if glob.has_magic(raw) else [raw]
+            if not expanded:
+                self.warnings.append("%s: no file matches this path" % raw)
+                self.readings.append(self._failed(raw, "no file matches this path"))
+                continue
+            for path in expanded:
+                files.append(path)
+                if self.rotated and not is_rotated(path):
+                    files.extend(rotated_siblings(path))
+        ordered = []
+        seen = set()
+        for path in files:
+            if path in seen:
+                continue
+            seen.add(path)
+            ordered.append(path)
+        for path in self._newest_first(ordered):
+            self.scan_file(path)
+
+    def _newest_first(self, paths):
+        def mtime(p):
+            try:
+                return os.stat(p).st_mtime
+            except OSError:
+                return float("inf")  # let scan_file report it
+        return sorted(paths, key=lambda p: -mtime(p))
+
+    def _failed(self, path, why):
+        reading = Reading(path, self.kind, is_rotated(path), path.endswith(".gz"))
+        reading.warnings.append(why)
+        return reading
+
+    def scan_file(self, path):
+        compressed = path.endswith(".gz")
+        reading = Reading(path, self.kind, is_rotated(path), compressed)
+        # O_NONBLOCK: opening a FIFO given by mistake must not hang the scan (no effect on files).
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+        except OSError as exc:
+            if exc.errno == errno.EPERM and getattr(os, "O_NOATIME", 0):
+                try:
+                    fd = os.open(path, flags)
+                except OSError as exc2:
+                    return self._unreadable(reading, exc2)
+            else:
+                return self._unreadable(reading, exc)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                return self._unreadable(reading, None, "is a directory, not a log file")
+            if not stat.S_ISREG(st.st_mode):
+                return self._unreadable(reading, None, "is not a regular file")
+            reading.size, reading.inode, reading.mtime = st.st_size, st.st_ino, st.st_mtime
+            ident = (st.st_dev, st.st_ino)
+            if ident in self._seen_inodes:
+                reading.warnings.append("same file as one already scanned (hard link or duplicate path): skipped")
+                reading.ok = True
+                self.readings.append(reading)
+                return
+            self._seen_inodes.add(ident)
+            if self.since is not None and st.st_mtime < self.since - SLACK:
+                # Nothing was written to it inside the window.
+                reading.ok = True
+                reading.warnings.append("last written before the window: not read")
+                self.readings.append(reading)
+                return
+            with os.fdopen(fd, "rb", buffering=0) as fh:
+                fd = None
+                if compressed:
+                    self._scan_gzip(fh, reading)
+                else:
+                    self._scan_plain(fh, reading, st.st_size)
+            reading.ok = True
+        except OSError as exc:
+            reading.warnings.append("read error: %s" % (exc.strerror or exc))
+            self.warnings.append("%s: read error: %s" % (path, exc.strerror or exc))
+            reading.ok = reading.bytes_read > 0
+        finally:
+            if fd is not None:
+                os.close(fd)
+        self.readings.append(reading)
+
+    def _unreadable(self, reading, exc, why=None):
+        why = why or ("cannot be read: %s" % (exc.strerror or exc))
+        reading.warnings.append(why)
+        self.warnings.append("%s: %s" % (reading.path, why))
+        self.readings.append(reading)
+
+    def _decide_kind(self, head, reading):
+        if self.kind != "auto":
+            return self.kind
+        kind = sniff_kind(head, reading.path)
+        reading.kind = kind
+        return kind
+
+    # ---- plain files: bisect to the window, then chunks ------------------------------------
+    def _scan_plain(self, fh, reading, size):
+        head = fh.read(65536)
+        reading.bytes_read += len(head)
+        kind = self._decide_kind(head, reading)
+        start = 0
+        if self.since is not None and size > 4 * self.chunk_size:
+            start = self._bisect(fh, size, self.since - SLACK, reading)
+        reading.start_offset = start
+        if start == 0:
+            # the head already read is the start of the scan: not read twice
+            fh.seek(len(head))
+            source = _PlainSource(fh, size - len(head), prefix=head)
+        else:
+            fh.seek(start)
+            source = _PlainSource(fh, size - start)
+        self._scan_stream(source, reading, kind, skip_partial=start > 0)
+        reading.bytes_read += source.total
+
+    def _bisect(self, fh, size, target, reading):
+        """Offset of a line start at or before the first line stamped >= target (logs are chronological)."""
+        lo, hi = 0, size
+        while hi - lo > self.chunk_size:
+            mid = (lo + hi) // 2
+            ts = self._first_ts_after(fh, mid, hi, reading)
+            if ts is None:
+                break  # no timestamp there: read from lo, nothing is skipped wrongly
+            if ts < target:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _first_ts_after(self, fh, offset, limit, reading):
+        """The first timestamp of the first whole line after offset: 4 KiB read, more only if needed."""
+        size = 4096
+        while True:
+            fh.seek(offset)
+            block = fh.read(min(size, max(0, limit - offset)))
+            reading.bytes_read += len(block)
+            nl = block.find(b"\n")
+            if nl >= 0:
+                for raw in block[nl + 1:].split(b"\n")[:-1]:
+                    ts = parse_timestamp(raw[:_TS_HEAD].decode("utf-8", "replace"), self.now)
+                    if ts is not None:
+                        return ts
+            if size >= 262144 or len(block) < size:
+                return None
+            size *= 4
+
+    # ---- gzip: streamed, multi-member, truncated or corrupt reported -----------------------
+    def _scan_gzip(self, fh, reading):
+        source = _GzipSource(fh, reading)
+        head = source.peek(65536)
+        kind = self._decide_kind(head, reading)
+        self._scan_stream(source, reading, kind, skip_partial=False)
+        if source.error:
+            reading.warnings.append(source.error)
+            self.warnings.append("%s: %s" % (reading.path, source.error))
+
+    # ---- the hot loop ------------------------------------------------------------------------
+    def _scan_stream(self, source, reading, kind, skip_partial):
+        prefilters = PREFILTERS.get(kind, PREFILTERS["auto"])
+        slowlog = kind == "fpm_slowlog"
+        cap = self.chunk_size + MAX_LINE + 1
+        if self._buf is None or len(self._buf) < cap:
+            self._buf = bytearray(cap)
+        buf = self._buf
+        view = memoryview(buf)
+        carry = 0  # bytes of an unfinished line kept at the start of buf
+        first_line = skip_partial
+        pending_slow = None  # (header, body) of a slowlog entry spanning chunks
+        lines = 0
+        first_ts = None
+        cut_warned = False
+        try:
+            while True:
+                n = source.readinto(view[carry:carry + self.chunk_size])
+                if n == 0:
+                    if carry:
+                        # the last line has no newline: it still counts
+                        buf[carry] = 0x0A
+                        end = carry + 1
+                        carry_next = 0
+                    else:
+                        break
+                else:
+                    end = carry + n
+                    last_nl = buf.rfind(b"\n", 0, end)
+                    if last_nl < 0:
+                        if end >= MAX_LINE:
+                            # a single huge line: keep its head, drop the rest of it
+                            if not cut_warned:
+                                reading.warnings.append("a line longer than %d bytes was cut to its head" % MAX_LINE)
+                                cut_warned = True
+                            carry = CLASSIFY_HEAD
+                        else:
+                            carry = end
+                        continue
+                    carry_next = end - (last_nl + 1)
+                    end = last_nl + 1
+                begin = 0
+                if first_line:
+                    nl = buf.find(b"\n", 0, end)
+                    begin = nl + 1
+                    first_line = False
+                lines += buf.count(b"\n", begin, end)
+                if first_ts is None:
+                    first_ts = self._ts_at(buf, begin, end)
+                if slowlog:
+                    pending_slow = self._slow_chunk(buf, begin, end, pending_slow)
+                else:
+                    self._prefiltered(buf, begin, end, prefilters, reading)
+                ts = self._last_ts(buf, begin, end)
+                if ts is not None:
+                    reading.last_ts = ts
+                if n == 0:
+                    break
+                if carry_next:
+                    buf[0:carry_next] = buf[end:end + carry_next]
+                carry = carry_next
+        finally:
+            view.release()
+        if pending_slow is not None:
+            self.consider_slow_entry(pending_slow[0], pending_slow[1])
+        reading.lines_scanned = lines
+        reading.first_ts = first_ts
+        if getattr(source, "shrunk", False):
+            why = "the file shrank while it was read (rotated with copytruncate?): counted what was read"
+            reading.warnings.append(why)
+            self.warnings.append("%s: %s" % (reading.path, why))
+
+    def _ts_at(self, buf, begin, end):
+        pos = begin
+        for _ in range(50):
+            if pos >= end:
+                return None
+            nl = buf.find(b"\n", pos, end)
+            nl = end if nl < 0 else nl
+            ts = parse_timestamp(bytes(buf[pos:min(nl, pos + _TS_HEAD)]).decode("utf-8", "replace"), self.now)
+            if ts is not None:
+                return ts
+            pos = nl + 1
+        return None
+
+    def _last_ts(self, buf, begin, end):
+        pos = end - 1  # the newline ending the last line
+        for _ in range(50):
+            if pos <= begin:
+                return None
+            prev = buf.rfind(b"\n", begin, pos)
+            start = prev + 1
+            ts = parse_timestamp(bytes(buf[start:min(pos, start + _TS_HEAD)]).decode("utf-8", "replace"), self.now)
+            if ts is not None:
+                return ts
+            pos = prev
+        return None
+
+    def _prefiltered(self, buf, begin, end, prefilters, reading):
+        """Classify every line of buf[begin:end] a prefilter selects; each line at most once."""
+        starts = {}
+        for rx in prefilters:
+            for m in rx.finditer(buf, begin, end):
+                i = m.start()
+                ls = buf.rfind(b"\n", begin, i) + 1
+                if ls in starts:
+                    continue
+                le = buf.find(b"\n", i, end)
+                starts[ls] = end if le < 0 else le
+        for ls in sorted(starts):
+            raw = bytes(buf[ls:min(starts[ls], ls + CLASSIFY_HEAD)])
+            self.consider(raw.decode("utf-8", "replace").rstrip("\r"), None, reading)
+
+    def _slow_chunk(self, buf, begin, end, pending):
+        """FPM slowlog entries: a header line, then lines up to a blank line."""
+        text = bytes(buf[begin:end]).decode("utf-8", "replace")
+        header, body = pending if pending is not None else (None, [])
+        for raw in text.split("\n")[:-1]:
+            line = raw.rstrip("\r")
+            if _SLOW_HEADER.search(line) and line.startswith("["):
+                if header is not None:
+                    self.consider_slow_entry(header, body)
+                header, body = line, []
+            elif not line.strip():
+                if header is not None:
+                    self.consider_slow_entry(header, body)
+                header, body = None, []
+            elif header is not None and len(body) < 200:
+                body.append(line[:SAMPLE_MAX])
+        return (header, body) if header is not None else None
+
+
+class _PlainSource:
+    """Reads at most ``limit`` bytes: a log that grows while it is read is not chased forever,
+    and one truncated under us (copytruncate) ends the read early, flagged in ``shrunk``."""
+
+    def __init__(self, fh, limit, prefix=b""):
+        self.fh = fh
+        self.left = limit
+        self.prefix = prefix
+        self.total = 0
+        self.shrunk = False
+
+    def readinto(self, view):
+        if self.prefix:
+            n = min(len(view), len(self.prefix))
+            view[:n] = self.prefix[:n]
+            self.prefix = self.prefix[n:]
+            return n
+        if self.left <= 0:
+            return 0
+        want = min(len(view), self.left)
+        n = self.fh.readinto(view[:want]) or 0
+        if n == 0:
+            self.shrunk = True
+            self.left = 0
+        self.left -= n
+        self.total += n
+        return n
+
+
+class _GzipSource:
+    """Streams a gzip file (several members allowed) through zlib, bounded output per call;
+    a truncated or corrupt stream ends the read with ``error`` set, keeping what was read."""
+
+    def __init__(self, fh, reading):
+        self.fh = fh
+        self.reading = reading
+        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.input = b""
+        self.in_member = False
+        self.error = None
+        self.peeked = b""
+
+    def _more(self, size):
+        out = []
+        got = 0
+        while got < size and self.error is None:
+            if self.d.unconsumed_tail:
+                data = self.d.unconsumed_tail
+            elif self.input:
+                data, self.input = self.input, b""
+            else:
+                data = self.fh.read(1024 * 1024)
+                self.reading.bytes_read += len(data)
+                if not data:
+                    if self.in_member:
+                        self.error = ("truncated gzip: the stream ends after %d decompressed bytes"
+                                      % (self.reading.bytes_decompressed + got))
+                    break
+            try:
+                piece = self.d.decompress(data, size - got)
+            except zlib.error as exc:
+                self.error = "corrupt gzip after %d decompressed bytes: %s" % (self.reading.bytes_decompressed + got, exc)
+                break
+            self.in_member = True
+            if piece:
+                out.append(piece)
+                got += len(piece)
+            if self.d.eof:
+                rest = self.d.unused_data
+                self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self.in_member = False
+                # another member may follow; zero padding after the last one is allowed
+                self.input = rest if rest.strip(b"\0") else b""
+        data = b"".join(out)
+        self.reading.bytes_decompressed += len(data)
+        return data
+
+    def peek(self, size):
+        self.peeked = self._more(size)
+        return self.peeked
+
+    def readinto(self, view):
+        want = len(view)
+        if self.peeked:
+            data, self.peeked = self.peeked[:want], self.peeked[want:]
+            if len(data) < want:
+                data += self._more(want - len(data))
+        else:
+            data = self._more(want)
+        view[: len(data)] = data
+        return len(data)

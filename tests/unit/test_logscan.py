@@ -1,0 +1,445 @@
+"""wp502_logscan: the classifier on real lines, timestamps, windows, rotation and bad input."""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import gzip
+import json
+import os
+import random
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+import wp502_logscan as ls
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
+
+
+def corpus():
+    for name in ("public_lines.jsonl", "lab_lines.jsonl"):
+        for n, raw in enumerate((FIXTURES / name).read_text(encoding="utf-8").splitlines(), 1):
+            row = json.loads(raw)
+            yield pytest.param(row, id=f"{name.split('_')[0]}-{n}-{row['signature']}")
+
+
+@pytest.mark.parametrize("row", list(corpus()))
+def test_real_line_is_classified_as_labelled(row):
+    found = ls.classify_line(row["line"])
+    assert (found[0] if found else "none") == row["signature"], row["source"]
+
+
+@pytest.mark.parametrize("row", list(corpus()))
+def test_prefilters_select_every_signature_line(row):
+    """The fast byte-level prefilters must never drop a line the classifier would count."""
+    if row["signature"] == "none":
+        return
+    raw = row["line"].encode("utf-8")
+    kinds = ["auto"] + ([row["kind"]] if row["kind"] in ls.PREFILTERS else [])
+    for kind in kinds:
+        assert any(rx.search(raw) for rx in ls.PREFILTERS[kind]), (kind, row["line"])
+
+
+# Odd cases the corpus may not hold, each built on a real line's shape.
+ODD = [
+    ("connect_refused", '2026/11/23 21:42:05 [crit] 131#131: *19 connect() to unix:/run/php/php8.3-fpm-my.site.sock failed '
+     '(2: No such file or directory) while connecting to upstream, client: 2001:db8::1, server: a, request: "GET / HTTP/2.0", '
+     'upstream: "fastcgi://unix:/run/php/php8.3-fpm-my.site.sock:", host: "a"'),
+    ("connect_refused", '2026/11/23 21:42:05 [error] 9#9: *3 connect() failed (111: Connection refused) while connecting to '
+     'upstream, client: ::ffff:10.1.2.3, server: a, request: "POST /wp-admin/admin-ajax.php HTTP/1.1", '
+     'upstream: "fastcgi://127.0.0.1:9000", host: "a"'),
+    ("connect_refused", '2026/11/23 21:42:05 [crit] 9#9: *3 connect() to unix:/run/php/php-fpm.sock failed (13: Permission denied) '
+     'while connecting to upstream, client: 1.2.3.4, server: a, request: "GET / HTTP/1.1", host: "a"'),
+    ("connect_refused", '2026/11/23 21:42:05 [error] 9#9: *3 no live upstreams while connecting to upstream, client: 1.2.3.4, '
+     'server: a, request: "GET / HTTP/1.1", upstream: "fastcgi://php-pool", host: "a"'),
+    ("upstream_timeout", '2026/11/23 21:42:05 [error] 9#9: *3 upstream timed out (110: Connection timed out) while connecting to '
+     'upstream, client: 1.2.3.4, server: a, request: "GET / HTTP/1.1", upstream: "fastcgi://10.0.0.5:9000", host: "a"'),
+    ("invalid_header", '2026/11/23 21:42:05 [error] 9#9: *3 upstream sent invalid header while reading response header from '
+     'upstream, client: 1.2.3.4, server: a, request: "GET / HTTP/1.1", upstream: "fastcgi://unix:/run/php/php7.4-fpm.sock:"'),
+    # journald and syslog copies
+    ("max_children", "Nov 23 21:40:58 web1 php-fpm8.2[812]: [WARNING] [pool example-com.v2] server reached pm.max_children "
+     "setting (12), consider raising it"),
+    ("child_signal", "2026-11-23T21:40:58+0000 web1 php-fpm[812]: [WARNING] [pool www] child 4411 exited on signal 9 (SIGKILL) "
+     "after 301.2 seconds from start"),
+    ("premature_close", "<11>Nov 23 21:40:58 web1 nginx: 2026/11/23 21:40:58 [error] 12#12: *9 upstream prematurely closed "
+     'FastCGI stdout while reading response header from upstream, client: 1.2.3.4, server: a, request: "GET / HTTP/1.1"'),
+    ("terminate_timeout", "[23-Nov-2026 21:40:58.123456] WARNING: pid 812, fpm_request_check_timed_out(), line 281: [pool www] "
+     "child 4411, script '/var/www/wordpress/wp-content/plugins/odd slug+1/ajax.php' (request: \"POST /wp-admin/admin-ajax.php?a=b\") "
+     "execution timed out (30.012 sec), terminating"),
+    ("seems_busy", "[23-Nov-2026 21:40:58] WARNING: [pool a.b-c_d] seems busy (you may need to increase pm.start_servers, or "
+     "pm.min/max_spare_servers), spawning 8 children, there are 0 idle, and 13 total children"),
+    ("fastcgi_stderr", '2026/11/23 21:40:58 [error] 9#9: *3 FastCGI sent in stderr: "PHP message: PHP Fatal error:  Uncaught Error: '
+     "Call to undefined function foo() in /var/www/wp/wp-content/themes/shopper/functions.php:12\" while reading response header "
+     'from upstream, client: 1.2.3.4, server: a, request: "GET / HTTP/1.1"'),
+    # not 502 signatures
+    ("none", '2026/11/23 21:40:58 [error] 9#9: *3 open() "/var/www/wordpress/favicon.ico" failed (2: No such file or directory), '
+     'client: 2001:db8::1, server: a, request: "GET /favicon.ico HTTP/1.1", host: "a"'),
+    ("none", '2026/11/23 21:40:58 [error] 9#9: *3 limiting requests, excess: 20.500 by zone "perip", client: 1.2.3.4, server: a, '
+     'request: "POST /wp-login.php HTTP/1.1", host: "a"'),
+    ("none", "2026/11/23 21:40:58 [info] 9#9: *3 SSL_do_handshake() failed (SSL: error:0A00006C:SSL routines::bad key share) "
+     "while SSL handshaking, client: 1.2.3.4, server: 0.0.0.0:443"),
+    ("none", '2026/11/23 21:40:58 [error] 9#9: *3 FastCGI sent in stderr: "Primary script unknown" while reading response header '
+     'from upstream, client: 1.2.3.4, server: a, request: "GET /x.php HTTP/1.1", upstream: "fastcgi://unix:/run/php/php.sock:"'),
+    ("none", '2026/11/23 21:40:58 [error] 9#9: *3 FastCGI sent in stderr: "PHP message: PHP Warning:  Undefined variable $x in '
+     '/var/www/wp/wp-content/plugins/a/a.php on line 3; PHP message: upstream timed out (110: Connection timed out) quoted" '
+     "while reading response header from upstream, client: 1.2.3.4"),
+    ("none", "2026/11/23 21:40:58 [warn] 9#9: *3 an upstream response is buffered to a temporary file "
+     "/var/lib/nginx/fastcgi/1/00/0000000001 while reading upstream, client: 1.2.3.4"),
+    ("none", "[23-Nov-2026 21:40:58] NOTICE: [pool www] child 170 started"),
+    ("none", "[23-Nov-2026 21:40:58] WARNING: [pool www] child 170 exited with code 0 after 3.1 seconds from start"),
+]
+
+
+@pytest.mark.parametrize(("signature", "line"), ODD)
+def test_odd_lines(signature, line):
+    found = ls.classify_line(line)
+    assert (found[0] if found else "none") == signature
+    if signature != "none":
+        assert any(rx.search(line.encode()) for rx in ls.PREFILTERS["auto"])
+
+
+def test_details_name_upstream_request_pool_and_signal():
+    _, d = ls.classify_line(ODD[0][1])
+    assert d["upstream"] == "unix:/run/php/php8.3-fpm-my.site.sock"
+    assert d["request"] == "/"
+    _, d = ls.classify_line(ODD[1][1])
+    assert d["upstream"] == "127.0.0.1:9000"
+    assert d["request"] == "/wp-admin/admin-ajax.php"
+    _, d = ls.classify_line(ODD[7][1])
+    assert (d["pool"], d["pid"], d["signal"]) == ("www", 4411, "SIGKILL")
+    _, d = ls.classify_line(ODD[9][1])
+    assert d["request"] == "/wp-admin/admin-ajax.php"
+    assert ls.classify_line('x upstream: "fastcgi://unix:///var/run/php-fpm.sock" upstream timed out (110: x)')[1]["upstream"] \
+        == "unix:/var/run/php-fpm.sock"
+
+
+def test_wp_slugs_from_paths():
+    text = ("/var/www/wp-content/plugins/woo-commerce_2/x.php /var/www/wp-content/themes/astra/functions.php "
+            "/var/www/wp-content/mu-plugins/loader.php /var/www/wp-content/plugins/woo-commerce_2/y.php")
+    assert ls.wp_slugs(text) == [("plugin", "woo-commerce_2"), ("theme", "astra"), ("mu-plugin", "loader")]
+
+
+# ---- timestamps and windows ----------------------------------------------------------------------
+
+UTC_2140 = calendar.timegm((2026, 11, 23, 21, 40, 58, 0, 0, 0))
+
+
+def local(y, mo, d, h, mi, s):
+    return time.mktime((y, mo, d, h, mi, s, 0, 0, -1))
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("2026/11/23 21:40:58 [error] x", local(2026, 11, 23, 21, 40, 58)),
+    ("[23-Nov-2026 21:40:58] WARNING: x", local(2026, 11, 23, 21, 40, 58)),
+    ("[23-Nov-2026 21:40:58.599789] WARNING: pid 1", local(2026, 11, 23, 21, 40, 58)),
+    ("[Mon Nov 23 22:17:12.125191 2026] [proxy:error] x", local(2026, 11, 23, 22, 17, 12)),
+    ("[Fri Jun 14 21:50:41 2013] [error] x", local(2013, 6, 14, 21, 50, 41)),
+    ("2026-11-23T21:40:58+01:00 host nginx[1]: x", UTC_2140 - 3600),
+    ("2026-11-23T21:40:58.828596Z x", UTC_2140),
+    ("no time here", None),
+])
+def test_parse_timestamp(line, expected):
+    assert ls.parse_timestamp(line) == expected
+
+
+def test_syslog_timestamp_takes_the_year_that_is_not_in_the_future():
+    now = local(2026, 1, 2, 0, 0, 0)
+    assert ls.parse_timestamp("Dec 31 23:59:00 host php-fpm: x", now) == local(2025, 12, 31, 23, 59, 0)
+    assert ls.parse_timestamp("Jan  1 10:00:00 host php-fpm: x", now) == local(2026, 1, 1, 10, 0, 0)
+
+
+@pytest.mark.parametrize(("since", "delta"), [("15m", 900), ("1h", 3600), ("24h", 86400), ("7d", 604800), (" 30s ", 30)])
+def test_parse_since_durations(since, delta):
+    assert ls.parse_since(since, now=1000000.0) == 1000000.0 - delta
+
+
+def test_parse_since_iso_and_all():
+    assert ls.parse_since("all") is None
+    assert ls.parse_since("2026-11-23T21:40:58Z") == UTC_2140
+    assert ls.parse_since("2026-11-23T21:40:58+01:00") == UTC_2140 - 3600
+    assert ls.parse_since("2026-11-23T21:40:58") == local(2026, 11, 23, 21, 40, 58)
+    with pytest.raises(ValueError, match="not understood"):
+        ls.parse_since("yesterday")
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+def nginx_line(epoch, text='upstream timed out (110: Connection timed out) while reading response header from upstream',
+               req="/"):
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(epoch))
+    return (f'{stamp} [error] 7#7: *1 {text}, client: 1.2.3.4, server: a, request: "GET {req} HTTP/1.1", '
+            f'upstream: "fastcgi://unix:/run/php/php8.2-fpm.sock:", host: "a"\n')
+
+
+NOISE = '{} [error] 7#7: *2 open() "/var/www/x.png" failed (2: No such file or directory), client: 1.2.3.4, server: a\n'
+
+
+def write_log(path, start, count, every=10, step=1.0):
+    """count lines one `step` apart from `start`; every `every`-th is a timeout signature."""
+    with open(path, "w") as fh:
+        for i in range(count):
+            t = start + i * step
+            if i % every == 0:
+                fh.write(nginx_line(t))
+            else:
+                fh.write(NOISE.format(time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(t))))
+    return path
+
+
+def scan(paths, **kw):
+    scanner = ls.Scanner(**kw)
+    scanner.scan_paths([str(p) for p in paths])
+    return scanner.result()
+
+
+def test_all_keys_always_present_and_samples_bounded(tmp_path):
+    log = tmp_path / "error.log"
+    log.write_text("".join(nginx_line(time.time(), req="/" + "x" * 5000) for _ in range(9)))
+    res = scan([log], since_epoch=None, max_samples=3)
+    assert set(res["signatures"]) == set(ls.SIGNATURES)
+    t = res["signatures"]["upstream_timeout"]
+    assert t["count"] == 9
+    assert len(t["samples"]) == 3
+    assert all(len(s) <= ls.SAMPLE_MAX for s in t["samples"])
+    assert res["signatures"]["max_children"] == {"count": 0, "first_seen": None, "last_seen": None, "samples": []}
+    assert res["files"][0]["kind"] == "nginx"
+    assert res["lines_scanned"] == 9
+    assert res["by_upstream"] == {"unix:/run/php/php8.2-fpm.sock": 9}
+
+
+def test_window_counts_only_recent_lines(tmp_path):
+    now = float(int(time.time()))
+    log = write_log(tmp_path / "error.log", now - 7200, 7200, every=100)  # 2 h, one signature per 100 s
+    res = scan([log], since_epoch=now - 900, now=now)
+    assert res["signatures"]["upstream_timeout"]["count"] == 9
+    first = datetime.datetime.fromisoformat(res["signatures"]["upstream_timeout"]["first_seen"]).timestamp()
+    assert now - 900 - 1 <= first <= now
+    assert res["window"]["start"] == ls.iso(now - 900)
+    full = scan([log], since_epoch=None, now=now)
+    assert full["signatures"]["upstream_timeout"]["count"] == 72
+
+
+def test_windowed_scan_bisects_instead_of_reading_everything(tmp_path):
+    now = float(int(time.time()))
+    log = write_log(tmp_path / "error.log", now - 86400, 86400, every=500, step=1.0)  # ~9 MB over a day
+    size = log.stat().st_size
+    res = scan([log], since_epoch=now - 900, now=now, chunk_size=64 * 1024)
+    assert res["signatures"]["upstream_timeout"]["count"] == 2  # the window holds 900 lines, 1 in 500 signs
+    assert res["bytes_read"] < size / 20
+    assert res["files"][0]["start_offset"] > size * 0.9
+    # same answer as reading it all
+    slow = scan([log], since_epoch=now - 900, now=now, chunk_size=64 * 1024 * 1024)
+    assert slow["signatures"]["upstream_timeout"]["count"] == 2
+
+
+def test_chunk_boundaries_do_not_lose_or_double_lines(tmp_path):
+    log = write_log(tmp_path / "error.log", time.time() - 5000, 5000, every=7)
+    small = scan([log], since_epoch=None, chunk_size=4096)
+    big = scan([log], since_epoch=None)
+    assert small["signatures"]["upstream_timeout"]["count"] == big["signatures"]["upstream_timeout"]["count"] == 715
+    assert small["lines_scanned"] == big["lines_scanned"] == 5000
+
+
+def test_rotated_siblings_are_read_newest_first_and_old_ones_skipped(tmp_path):
+    now = float(int(time.time()))
+    base = tmp_path / "error.log"
+    write_log(base, now - 600, 60, every=1, step=10)                      # 60 signatures, last 10 min
+    write_log(tmp_path / "error.log.1", now - 4000, 10, every=1)          # 10, about an hour ago
+    with gzip.open(tmp_path / "error.log.2.gz", "wt") as fh:              # 5, two days ago
+        fh.write("".join(nginx_line(now - 172800 + i) for i in range(5)))
+    with gzip.open(tmp_path / "error.log-20261101.gz", "wt") as fh:       # 3, weeks ago
+        fh.write("".join(nginx_line(now - 2000000 + i) for i in range(3)))
+    os.utime(tmp_path / "error.log.1", (now - 3990, now - 3990))
+    os.utime(tmp_path / "error.log.2.gz", (now - 172795, now - 172795))
+    os.utime(tmp_path / "error.log-20261101.gz", (now - 1999990, now - 1999990))
+
+    hour = scan([base], since_epoch=now - 3600 * 2, now=now)
+    assert hour["signatures"]["upstream_timeout"]["count"] == 70
+    read = {Path(f["path"]).name: f for f in hour["files"]}
+    assert read["error.log.2.gz"]["bytes_read"] == 0  # last written before the window: not opened
+    assert [Path(f["path"]).name for f in hour["files"]][:2] == ["error.log", "error.log.1"]
+
+    everything = scan([base], since_epoch=None, now=now)
+    assert everything["signatures"]["upstream_timeout"]["count"] == 78
+    gz = {Path(f["path"]).name: f for f in everything["files"]}["error.log.2.gz"]
+    assert gz["compressed"] and gz["rotated"] and gz["bytes_decompressed"] > gz["bytes_read"]
+
+    alone = scan([base], since_epoch=None, now=now, rotated=False)
+    assert alone["signatures"]["upstream_timeout"]["count"] == 60
+
+
+def test_globs_are_expanded_and_duplicates_read_once(tmp_path):
+    write_log(tmp_path / "a-error.log", time.time(), 10, every=1)
+    os.link(tmp_path / "a-error.log", tmp_path / "b-error.log")
+    res = scan([tmp_path / "*-error.log", tmp_path / "a-error.log"], since_epoch=None, rotated=False)
+    assert res["signatures"]["upstream_timeout"]["count"] == 10
+    assert any("same file" in w for f in res["files"] for w in f.get("warnings", []))
+
+
+def test_bad_input_is_reported_per_file_and_loses_nothing(tmp_path):
+    good = write_log(tmp_path / "error.log", time.time(), 20, every=1)
+    corrupt = tmp_path / "error.log.1.gz"
+    data = gzip.compress(good.read_bytes())
+    corrupt.write_bytes(data[:20] + b"\xff" * 40 + data[60:])
+    truncated = tmp_path / "error.log.2.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    not_gzip = tmp_path / "error.log.3.gz"
+    not_gzip.write_bytes(b"plain text, not gzip\n")
+    (tmp_path / "adir").mkdir()
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    res = scan([good, tmp_path / "missing.log", tmp_path / "adir", fifo, tmp_path / "nothing-*.log"], since_epoch=None)
+    by_name = {Path(f["path"]).name: f for f in res["files"]}
+    assert res["signatures"]["upstream_timeout"]["count"] >= 20  # the good file, plus what the damaged ones still gave
+    assert "truncated gzip" in " ".join(by_name["error.log.2.gz"]["warnings"])
+    assert "corrupt gzip" in " ".join(by_name["error.log.1.gz"]["warnings"])
+    assert "corrupt gzip" in " ".join(by_name["error.log.3.gz"]["warnings"])
+    assert "No such file" in " ".join(by_name["missing.log"]["warnings"])
+    assert "is a directory" in " ".join(by_name["adir"]["warnings"])
+    assert "not a regular file" in " ".join(by_name["fifo.log"]["warnings"])
+    assert "no file matches" in " ".join(by_name["nothing-*.log"]["warnings"])
+    assert len(res["warnings"]) >= 6
+    assert by_name["error.log"]["read"] and not by_name["missing.log"]["read"]
+
+
+def test_truncated_gzip_keeps_the_lines_before_the_cut(tmp_path):
+    lines = "".join(nginx_line(time.time() - 100 + i) for i in range(2000))
+    data = gzip.compress(lines.encode())
+    (tmp_path / "e.log.1.gz").write_bytes(data[: int(len(data) * 0.8)])
+    res = scan([tmp_path / "e.log.1.gz"], since_epoch=None)
+    assert 1000 < res["signatures"]["upstream_timeout"]["count"] < 2000
+
+
+def test_multi_member_gzip(tmp_path):
+    part = "".join(nginx_line(time.time() - i) for i in range(5)).encode()
+    (tmp_path / "e.log.1.gz").write_bytes(gzip.compress(part) + gzip.compress(part))
+    res = scan([tmp_path / "e.log.1.gz"], since_epoch=None)
+    assert res["signatures"]["upstream_timeout"]["count"] == 10
+    assert not res["warnings"]
+
+
+def test_copytruncate_while_reading_is_reported(tmp_path, monkeypatch):
+    log = write_log(tmp_path / "error.log", time.time(), 100, every=1)
+    real_fstat = os.fstat
+
+    class Grown:  # the size seen when the file was opened, before logrotate truncated it
+        def __init__(self, st):
+            self._st = st
+            self.st_size = st.st_size * 3
+
+        def __getattr__(self, name):
+            return getattr(self._st, name)
+
+    monkeypatch.setattr(ls.os, "fstat", lambda fd: Grown(real_fstat(fd)))
+    res = scan([log], since_epoch=None)
+    assert res["signatures"]["upstream_timeout"]["count"] == 100
+    assert "shrank while it was read" in " ".join(res["warnings"])
+
+
+def test_invalid_utf8_long_lines_and_no_final_newline(tmp_path):
+    log = tmp_path / "error.log"
+    bad = nginx_line(time.time()).encode().replace(b"client", b"cli\xff\xfeent")
+    huge = b"2026/11/23 21:40:58 [error] 1#1: *1 " + b"A" * (3 * 1024 * 1024) + b"\n"
+    log.write_bytes(bad + huge + nginx_line(time.time()).encode().rstrip(b"\n"))
+    res = scan([log], since_epoch=None, chunk_size=1024 * 1024)
+    assert res["signatures"]["upstream_timeout"]["count"] == 2
+    assert "\ufffd" in res["signatures"]["upstream_timeout"]["samples"][0]
+    assert any("was cut" in w for w in res["files"][0].get("warnings", []))
+
+
+def test_fpm_log_slowlog_dedupe_suspects_and_terminated_workers(tmp_path):
+    fpm = tmp_path / "php8.2-fpm.log"
+    fpm.write_text(
+        "[23-Nov-2026 22:13:26] WARNING: [pool www] server reached pm.max_children setting (2), consider raising it\n"
+        "[23-Nov-2026 22:13:30] WARNING: [pool www] child 292, script '/var/www/wordpress/wp-login.php' "
+        "(request: \"GET /wp-login.php\") executing too slow (5.436682 sec), logging\n"
+        "[23-Nov-2026 22:13:30] NOTICE: child 292 stopped for tracing\n"
+        "[23-Nov-2026 22:14:00] WARNING: [pool www] child 300, script '/var/www/wordpress/index.php' "
+        "(request: \"GET /index.php\") execution timed out (30.012 sec), terminating\n"
+        "[23-Nov-2026 22:14:00] WARNING: [pool www] child 300 exited on signal 15 (SIGTERM) after 31.2 seconds from start\n"
+        "[23-Nov-2026 22:15:00] WARNING: [pool www] child 301 exited on signal 11 (SIGSEGV - core dumped) after 2.1 seconds from start\n"
+    )
+    slow = tmp_path / "php8.2-fpm.slow.log"
+    slow.write_text(
+        "\n[23-Nov-2026 22:13:30]  [pool www] pid 292\n"
+        "script_filename = /var/www/wordpress/wp-login.php\n"
+        "[0x00007ff86d014940] sleep() /var/www/wordpress/wp-content/plugins/wp502-fault-slow/wp502-fault-slow.php:16\n"
+        "[0x00007ff86d0148c0] wp502_fault_slow_wait() /var/www/wordpress/wp-includes/class-wp-hook.php:308\n"
+        "\n[23-Nov-2026 22:13:40]  [pool www] pid 293\n"
+        "script_filename = /var/www/wordpress/index.php\n"
+        "[0x00007ff86d014690] curl_exec() /var/www/wordpress/wp-content/plugins/wp502-fault-slow/lib/http.php:9\n"
+        "[0x00007ff86d014610] get() /var/www/wordpress/wp-content/themes/astra/functions.php:88\n"
+    )
+    res = scan([fpm, slow], since_epoch=None)
+    sigs = {k: v["count"] for k, v in res["signatures"].items()}
+    assert sigs["max_children"] == 1
+    assert sigs["slow_request"] == 2  # 292 is in both files: once; 293 only in the slowlog
+    assert sigs["terminate_timeout"] == 1
+    assert sigs["child_signal"] == 1  # the SIGTERM after "terminating" is the timeout, not a crash
+    assert res["child_signals"] == {"SIGSEGV": 1}
+    assert res["by_pool"]["www"] >= 4
+    kinds = {Path(f["path"]).name: f["kind"] for f in res["files"]}
+    assert kinds == {"php8.2-fpm.log": "fpm", "php8.2-fpm.slow.log": "fpm_slowlog"}
+    top = res["suspects"][0]
+    assert (top["type"], top["slug"], top["count"], top["sources"]) == ("plugin", "wp502-fault-slow", 2, {"slowlog": 2})
+    assert {"type": "theme", "slug": "astra", "count": 1, "sources": {"slowlog": 1}} in res["suspects"]
+
+
+def test_apache_two_lines_for_one_failure_count_once(tmp_path):
+    log = tmp_path / "error.log"
+    log.write_text(
+        "[Mon Nov 23 22:17:12.125191 2026] [proxy:error] [pid 80:tid 96] (2)No such file or directory: AH02454: FCGI: attempt "
+        "to connect to Unix domain socket /run/php/php8.2-fpm.sock (localhost:8000) failed\n"
+        "[Mon Nov 23 22:17:12.125244 2026] [proxy_fcgi:error] [pid 80:tid 96] [client 172.17.0.1:36992] AH01079: failed to "
+        "make connection to backend: localhost\n"
+        "[Mon Nov 23 22:17:13.000001 2026] [proxy_fcgi:error] [pid 80:tid 97] [client 172.17.0.1:36993] AH01079: failed to "
+        "make connection to backend: localhost\n"
+    )
+    res = scan([log], since_epoch=None)
+    assert res["files"][0]["kind"] == "apache"
+    assert res["signatures"]["connect_refused"]["count"] == 2
+    assert res["by_upstream"] == {"unix:/run/php/php8.2-fpm.sock": 1}
+
+
+def test_fatal_fastcgi_stderr_names_the_plugin(tmp_path):
+    log = tmp_path / "error.log"
+    log.write_text(ODD[11][1] + "\n" + ODD[16][1] + "\n")
+    res = scan([log], since_epoch=None)
+    assert res["signatures"]["fastcgi_stderr"]["count"] == 1
+    assert res["signatures"]["upstream_timeout"]["count"] == 0  # quoted inside a PHP warning: not nginx's own
+    assert [(s["type"], s["slug"]) for s in res["suspects"]] == [("theme", "shopper")]
+
+
+# ---- robustness: random bytes, truncated gzip, huge lines -------------------------------------------
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_bytes_never_raise_and_memory_stays_bounded(tmp_path, seed):
+    rng = random.Random(seed)
+    pieces = []
+    for _ in range(400):
+        choice = rng.random()
+        if choice < 0.3:
+            pieces.append(rng.randbytes(rng.randint(0, 3000)))
+        elif choice < 0.6:
+            line = rng.choice(ODD)[1].encode()
+            cut = rng.randint(0, len(line))
+            pieces.append(line[:cut] + rng.randbytes(rng.randint(0, 20)) + line[cut:])
+        else:
+            pieces.append(b"\n" * rng.randint(1, 3))
+    raw = b"".join(pieces)
+    (tmp_path / "fuzz.log").write_bytes(raw)
+    gz = gzip.compress(raw)
+    (tmp_path / "fuzz.log.1.gz").write_bytes(gz[: rng.randint(0, len(gz))])
+    (tmp_path / "fuzz.log.2.gz").write_bytes(rng.randbytes(5000))
+    (tmp_path / "fuzz.log.3").write_bytes(b"x" * (1024 * 1024 + 17) + raw)
+    tracemalloc.start()
+    try:
+        for kind in ls.KINDS:
+            res = scan([tmp_path / "fuzz.log"], since_epoch=None, kind=kind, chunk_size=1 << 16)
+            assert set(res["signatures"]) == set(ls.SIGNATURES)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 48 * 1024 * 1024
