@@ -48,11 +48,12 @@ test: venv docker ## the test suite: lint, unit tests, lab fault tests, Molecule
 	$(MAKE) lab-test
 	$(MAKE) molecule
 
-lint: venv ## yamllint, ansible-lint (production profile), ruff, playbook syntax
+lint: venv ## yamllint, ruff, ansible-lint (production), playbook syntax, validate-modules, ansible-doc
 	$(BIN)/yamllint -s .
 	$(BIN)/ruff check .
 	$(BIN)/ansible-lint
 	for p in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i localhost, "$$p" || exit 1; done
+	$(BIN)/python tests/sanity/validate_modules.py
 
 unit: venv ## unit tests (no Docker needed)
 	$(BIN)/pytest -q tests/unit

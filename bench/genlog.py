@@ -59,43 +59,52 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
 
 
-def generate(out: str, size: int, end_epoch: float, span: float, seed: int, signal_every: int = 2000) -> dict:
+def _bodies(seed: int, count: int = 100000, signal_every: int = 2000) -> list[str]:
+    """A deterministic cycle of rendered line bodies (everything after the timestamp)."""
     rng = random.Random(seed)
     weights = [w for w, _ in NOISE]
     templates = [t for _, t in NOISE]
-    avg_line = 210
-    lines_total = max(1, size // avg_line)
+    out = []
+    for cid in range(1, count + 1):
+        tpl = SIGNAL[(cid // signal_every) % len(SIGNAL)] if cid % signal_every == 0 else rng.choices(templates, weights)[0]
+        # Real clients and paths vary, which is what makes real logs compress about 10x, not 100x.
+        ip = IPS[cid % len(IPS)] if cid % 3 else f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        junk = f"{JUNK[cid % len(JUNK)]}?v={rng.getrandbits(40):x}" if cid % 2 else JUNK[cid % len(JUNK)]
+        out.append(tpl.format(pid=1234 + cid % 4, cid=rng.randint(10**5, 10**8), ip=ip, junk=junk,
+                              excess=f"{cid % 50}.{cid % 1000:03d}", d=cid % 10) + "\n")
+    return out
+
+
+def generate(out: str, size: int, end_epoch: float, span: float, seed: int) -> dict:
+    """Write about `size` bytes of lines whose timestamps rise evenly over `span` seconds to `end_epoch`."""
+    bodies = _bodies(seed)
+    avg = sum(len(b) for b in bodies) / len(bodies) + 20
+    lines_total = max(1, int(size / avg))
     start_epoch = end_epoch - span
-    step = span / lines_total
-    written = 0
-    signals = 0
-    cid = 1000
-    t = start_epoch
-    last_second = None
-    prefix = ""
+    per_second = lines_total / span
+    written = signals = 0
+    i = 0
     with open(out, "w", encoding="utf-8", newline="\n") as fh:
-        batch = []
+        second = int(start_epoch)
+        carry = 0.0
         while written < size:
-            t += step
-            second = int(t)
-            if second != last_second:
+            carry += per_second
+            n = int(carry)
+            carry -= n
+            if n:
                 prefix = time.strftime("%Y/%m/%d %H:%M:%S ", time.localtime(second))
-                last_second = second
-            cid += 1
-            if cid % signal_every == 0:
-                tpl = SIGNAL[(cid // signal_every) % len(SIGNAL)]
-                signals += 1
-            else:
-                tpl = rng.choices(templates, weights)[0]
-            line = prefix + tpl.format(pid=1234 + cid % 4, cid=cid, ip=IPS[cid % len(IPS)], junk=JUNK[cid % len(JUNK)],
-                                       excess=f"{cid % 50}.{cid % 1000:03d}", d=cid % 10) + "\n"
-            batch.append(line)
-            written += len(line)
-            if len(batch) >= 4096:
-                fh.write("".join(batch))
-                batch.clear()
-        fh.write("".join(batch))
-    return {"path": out, "bytes": written, "signals": signals}
+                chunk = []
+                for _ in range(n):
+                    body = bodies[i % len(bodies)]
+                    i += 1
+                    chunk.append(prefix + body)
+                text = "".join(chunk)
+                fh.write(text)
+                written += len(text)
+                signals += sum(1 for b in chunk if "[crit]" in b or "timed out" in b or "(104:" in b or "too big" in b
+                               or "(11:" in b)
+            second += 1
+    return {"path": out, "bytes": written, "signals": signals, "lines": i}
 
 
 def main(argv=None) -> int:

@@ -30,7 +30,7 @@ description:
     its entry of RV(files); the module fails only when nothing at all could be read.
 version_added: "0.1.0"
 author:
-  - wp502 contributors
+  - wp502 contributors (@wp502)
 options:
   path:
     description:
@@ -77,7 +77,7 @@ attributes:
     description: Nothing is changed, so there is nothing to diff.
 notes:
   - "Apache mapping: C(AH01079 failed to make connection to backend), C(AH02454)/C(AH00957 attempt to connect ... failed)
-    and C(AH00959 disabling worker) are O(connect_refused); C((70007\\)The timeout specified has expired ... AH01075),
+    and C(AH00959 disabling worker) are C(connect_refused); C((70007\\)The timeout specified has expired ... AH01075),
     C(Timeout waiting for output from CGI script) and C(mod_fcgid: read data timeout) are C(upstream_timeout);
     C(AH01067 Failed to read FastCGI header), C(End of script output before headers), C((104\\)Connection reset by peer
     ... AH01075) and C(mod_fcgid: error reading data from FastCGI server) are C(premature_close); C(AH02429 Response

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Run `ansible-test sanity --test validate-modules` on wp502's modules, and render each with ansible-doc.
+
+ansible-test wants the code inside an ansible_collections/NAMESPACE/NAME tree under git, with
+collection-style imports of module_utils, so this copies plugins/ into a temporary collection
+(wp502.wp502), rewrites the imports, and runs the test there. ansible-test bootstraps pip in its
+own virtualenv from a script it downloads; where that download cannot be reached, a stand-in that
+uses the standard library's ensurepip is put where ansible-test looks for its cached copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+GET_PIP_STANDIN = '''"""Stand-in for get-pip.py: ensurepip, then pip installs what ansible-test asked for."""
+import ensurepip
+import os
+import subprocess
+import sys
+
+# ensurepip drops PIP_* variables and points PIP_CONFIG_FILE at /dev/null in this process:
+# the real install runs in a new process with the environment as it was.
+environ = dict(os.environ)
+ensurepip.bootstrap(upgrade=True)
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install"] + args, env=environ))
+'''
+
+
+def pip_version() -> str:
+    from ansible_test._internal import python_requirements as pr
+
+    source = Path(pr.__file__).read_text()
+    match = re.search(r"pip='([\d.]+)'", source)
+    if not match:
+        raise SystemExit("cannot find the pip version ansible-test bootstraps")
+    return match.group(1)
+
+
+def ensure_get_pip() -> None:
+    cache = Path.home() / ".ansible" / "test" / "cache" / f"get_pip_{pip_version().replace('.', '_')}.py"
+    if not cache.exists() or "wp502" in cache.read_text()[:200] or "Stand-in" in cache.read_text()[:200]:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(GET_PIP_STANDIN)
+
+
+def build_collection(tmp: Path) -> Path:
+    coll = tmp / "ansible_collections" / "wp502" / "wp502"
+    shutil.copytree(ROOT / "plugins", coll / "plugins", ignore=shutil.ignore_patterns("__pycache__", ".gitkeep"))
+    for module in (coll / "plugins" / "modules").glob("*.py"):
+        text = module.read_text()
+        text = re.sub(r"^try:\n    from ansible\.module_utils\.(wp502_\w+) import (.+)\nexcept ImportError:.*\n    from .+\n",
+                      r"from ansible_collections.wp502.wp502.plugins.module_utils.\1 import \2\n", text, flags=re.M)
+        module.write_text(text)
+    (coll / "galaxy.yml").write_text(
+        "namespace: wp502\nname: wp502\nversion: 0.1.0\nreadme: README.md\nauthors: [wp502]\n"
+        "description: wp502 modules\nlicense: [MIT]\n")
+    (coll / "README.md").write_text("wp502 modules (temporary copy for ansible-test)\n")
+    # wp502 is MIT-licensed: the GPLv3 header check concerns only content under the GPL.
+    ignores = coll / "tests" / "sanity"
+    ignores.mkdir(parents=True)
+    version = ".".join(__import__("ansible.release", fromlist=["x"]).__version__.split(".")[:2])
+    (ignores / f"ignore-{version}.txt").write_text("".join(
+        f"plugins/modules/{m.name} validate-modules:missing-gplv3-license # MIT, not GPL\n"
+        for m in sorted((coll / "plugins" / "modules").glob("*.py"))))
+    (coll / "meta").mkdir()
+    (coll / "meta" / "runtime.yml").write_text("---\nrequires_ansible: '>=2.19.0'\n")
+    git = ["git", "-c", "user.email=ci@wp502.invalid", "-c", "user.name=wp502 ci"]
+    subprocess.run([*git, "init", "-q"], cwd=coll, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=coll, check=True)
+    subprocess.run([*git, "commit", "-qm", "snapshot"], cwd=coll, check=True)
+    return coll
+
+
+def main() -> int:
+    ensure_get_pip()
+    with tempfile.TemporaryDirectory(prefix="wp502-sanity-") as tmp:
+        coll = build_collection(Path(tmp))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=tmp, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+        py = f"{sys.version_info.major}.{sys.version_info.minor}"
+        proc = subprocess.run([str(BIN / "ansible-test"), "sanity", "--test", "validate-modules", "--python", py,
+                               "--color", "no"], cwd=coll, env=env, check=False)
+        if proc.returncode != 0:
+            return proc.returncode
+        for module in sorted((coll / "plugins" / "modules").glob("*.py")):
+            name = f"wp502.wp502.{module.stem}"
+            doc = subprocess.run([str(BIN / "ansible-doc"), name], env=env, capture_output=True, text=True, check=False)
+            if doc.returncode != 0 or "OPTIONS" not in doc.stdout or doc.stderr.strip():
+                print(f"ansible-doc {name} failed:\n{doc.stdout[-2000:]}\n{doc.stderr[-2000:]}")
+                return 1
+            print(f"ansible-doc {name}: rendered ({len(doc.stdout.splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
