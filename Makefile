@@ -7,7 +7,7 @@ N ?= 3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv images lab lab-down lab-status lab-reset demo test unit lint lab-test molecule clean
+.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit lint lab-test molecule bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -66,3 +66,6 @@ molecule: venv ## Molecule scenarios on the lab image
 
 clean: lab-down ## remove the lab and the virtualenv
 	rm -rf $(VENV)
+
+bench: venv ## benchmarks of wp502_log_scan against grep (writes docs/benchmarks.md; needs ~6 GB in .bench/)
+	$(BIN)/python bench/bench_logscan.py $(BENCH_ARGS)

@@ -90,20 +90,23 @@ def _start(frontend: str, key: Path, tmp: Path) -> Target:
     return Target(spec, key, tmp)
 
 
-@pytest.fixture
-def nginx_target(lab_images, ssh_key, tmp_path, request):
-    target = _start("nginx", ssh_key, tmp_path)
+def _fresh_target(frontend, ssh_key, tmp_path, request):
+    target = _start(frontend, ssh_key, tmp_path)
     yield target
     _dump_logs_on_failure(target, request)
     labctl.docker("rm", "-f", target.container, check=False)
+
+
+@pytest.fixture
+def nginx_target(lab_images, ssh_key, tmp_path, request):
+    """A fresh nginx target, removed after the test."""
+    yield from _fresh_target("nginx", ssh_key, tmp_path, request)
 
 
 @pytest.fixture
 def apache_target(lab_images, ssh_key, tmp_path, request):
-    target = _start("apache", ssh_key, tmp_path)
-    yield target
-    _dump_logs_on_failure(target, request)
-    labctl.docker("rm", "-f", target.container, check=False)
+    """A fresh Apache target, removed after the test."""
+    yield from _fresh_target("apache", ssh_key, tmp_path, request)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
