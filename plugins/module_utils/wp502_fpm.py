@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+"""PHP-FPM configuration and sizing, as pure functions (standard library only; runs on targets).
+
+- :func:`parse_fpm_config` reads a main ``php-fpm.conf`` the way FPM does: ``include=`` globs
+  (relative to the prefix), ``[pool]`` sections, ``$pool`` substitution, ``;`` comments, quoted
+  values, the last value of a repeated directive winning.
+- :func:`pool_settings` gives one pool's effective settings with FPM's defaults filled in.
+- :func:`recommend_pool` sizes ``pm.max_children`` from RAM and the p95 worker RSS, and derives
+  spare-server settings that FPM accepts (min_spare <= start <= max_spare <= max_children).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import glob
+import math
+import os
+import re
+
+__metaclass__ = type
+
+_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+_DIRECTIVE = re.compile(r"^\s*([A-Za-z0-9_.\[\]\-]+)\s*=\s*(.*?)\s*$")
+
+# FPM's defaults for the settings wp502 reads (php-fpm.conf(5) and fpm_conf.c).
+POOL_DEFAULTS = {
+    "pm": "dynamic",
+    "pm.max_children": None,  # required by FPM
+    "pm.start_servers": None,  # default: min_spare + (max_spare - min_spare) / 2
+    "pm.min_spare_servers": None,
+    "pm.max_spare_servers": None,
+    "pm.max_requests": 0,
+    "pm.process_idle_timeout": "10s",
+    "request_terminate_timeout": 0,
+    "request_slowlog_timeout": 0,
+    "listen.backlog": 511,
+}
+INT_KEYS = ("pm.max_children", "pm.start_servers", "pm.min_spare_servers", "pm.max_spare_servers",
+            "pm.max_requests", "listen.backlog")
+DURATION_KEYS = ("request_terminate_timeout", "request_slowlog_timeout", "pm.process_idle_timeout")
+
+
+def _unquote(value):
+    """A quoted value runs to its closing quote; an unquoted one ends at a ; comment."""
+    value = value.strip()
+    if value[:1] in ("\"", "'"):
+        end = value.find(value[0], 1)
+        if end > 0:
+            return value[1:end]
+    return value.split(";", 1)[0].strip()
+
+
+def parse_duration(value):
+    """FPM durations: ``30``, ``30s``, ``5m``, ``1h``, ``1d`` -> seconds (int); None when unreadable."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    m = re.match(r"^\s*(\d+)\s*([smhd]?)\s*$", str(value))
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def parse_fpm_text(text, source="<text>"):
+    """Parse one FPM ini file: ordered (section, key, value, source, line) tuples and include patterns."""
+    entries = []
+    section = "global"
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(";") or line.startswith("#"):
+            continue
+        m = _SECTION.match(line)
+        if m:
+            section = m.group(1).strip()
+            continue
+        m = _DIRECTIVE.match(line)
+        if m:
+            entries.append((section, m.group(1), _unquote(m.group(2)), source, lineno))
+    return entries
+
+
+def parse_fpm_config(main_path, read=None, expand=None, prefix=None, max_files=200):
+    """Parse the main FPM config and everything it includes.
+
+    ``read(path) -> str`` and ``expand(pattern) -> [paths]`` can be given for tests; by default
+    the filesystem is read. Returns ``{"global": {...}, "pools": {name: {...}}, "files": [...],
+    "errors": [...]}`` where each pool maps directive -> value and keeps ``__source__``.
+    """
+    read = read or _read_file
+    expand = expand or (lambda pattern: sorted(glob.glob(pattern)))
+    prefix = prefix or os.path.dirname(os.path.dirname(main_path)) or "/"
+    result = {"global": {}, "pools": {}, "files": [], "errors": []}
+    seen = set()
+
+    def load(path, section_hint):
+        if path in seen or len(seen) >= max_files:
+            return
+        seen.add(path)
+        try:
+            text = read(path)
+        except (IOError, OSError) as exc:
+            result["errors"].append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
+            return
+        result["files"].append(path)
+        section = section_hint
+        for sec, key, value, source, lineno in parse_fpm_text(text, path):
+            if sec != "global" or section == "global":
+                section = sec
+            if key == "include":
+                pattern = value if os.path.isabs(value) else os.path.join(prefix, value)
+                matches = expand(pattern)
+                if not matches:
+                    result["errors"].append("%s:%d: include=%s matches no file" % (source, lineno, value))
+                for included in matches:
+                    load(included, "global")
+                continue
+            if section == "global":
+                result["global"][key] = value
+            else:
+                pool = result["pools"].setdefault(section, {"__source__": source})
+                pool[key] = value.replace("$pool", section)
+
+    load(main_path, "global")
+    return result
+
+
+def _read_file(path):
+    with open(path, "rb") as fh:
+        return fh.read().decode("utf-8", "replace")
+
+
+def pool_settings(name, directives):
+    """One pool's effective settings: FPM defaults filled in, numbers as ints, durations in seconds."""
+    out = {"name": name, "source": directives.get("__source__")}
+    for key, default in POOL_DEFAULTS.items():
+        out[key] = directives.get(key, default)
+    for key in INT_KEYS:
+        if out[key] is not None:
+            try:
+                out[key] = int(str(out[key]).strip())
+            except ValueError:
+                out[key] = None
+    for key in DURATION_KEYS:
+        out[key] = parse_duration(out[key])
+    if out["pm"] == "dynamic" and out["pm.start_servers"] is None:
+        lo, hi = out["pm.min_spare_servers"], out["pm.max_spare_servers"]
+        if lo is not None and hi is not None:
+            out["pm.start_servers"] = lo + (hi - lo) // 2
+    for key in ("listen", "listen.owner", "listen.group", "listen.mode", "slowlog", "pm.status_path",
+                "pm.status_listen", "ping.path", "access.log", "user", "group"):
+        out[key] = directives.get(key)
+    out["php_admin"] = dict((k, v) for k, v in directives.items() if k.startswith(("php_admin_value[", "php_value[",
+                                                                                  "php_admin_flag[", "php_flag[")))
+    return out
+
+
+def validate_pm(settings):
+    """The errors FPM itself would refuse to start with, for a pool's pm settings (empty when valid)."""
+    errors = []
+    pm = settings.get("pm")
+    mc = settings.get("pm.max_children")
+    if pm not in ("static", "dynamic", "ondemand"):
+        errors.append("pm must be static, dynamic or ondemand, not %r" % (pm,))
+    if not isinstance(mc, int) or mc < 1:
+        errors.append("pm.max_children must be a positive integer")
+        return errors
+    if pm == "dynamic":
+        lo, hi, start = settings.get("pm.min_spare_servers"), settings.get("pm.max_spare_servers"), settings.get("pm.start_servers")
+        if not isinstance(lo, int) or lo < 1:
+            errors.append("pm.min_spare_servers must be a positive integer")
+        if not isinstance(hi, int) or hi < 1:
+            errors.append("pm.max_spare_servers must be a positive integer")
+        if not errors:
+            if lo > hi:
+                errors.append("pm.min_spare_servers (%d) must not be greater than pm.max_spare_servers (%d)" % (lo, hi))
+            if hi > mc:
+                errors.append("pm.max_spare_servers (%d) must not be greater than pm.max_children (%d)" % (hi, mc))
+            if start is not None and not lo <= start <= hi:
+                errors.append("pm.start_servers (%d) must be between pm.min_spare_servers (%d) and "
+                              "pm.max_spare_servers (%d)" % (start, lo, hi))
+    return errors
+
+
+def percentile(values, pct):
+    """Nearest-rank percentile (pct in 0..100) of a list of numbers; None when empty."""
+    data = sorted(v for v in values if v is not None)
+    if not data:
+        return None
+    rank = max(1, int(math.ceil(pct / 100.0 * len(data))))
+    return data[min(rank, len(data)) - 1]
+
+
+def recommend_pool(ram_bytes, worker_rss_p95, mysql_rss=0, os_reserve=None, other_pools_bytes=0, pm="dynamic"):
+    """Size a pool: max_children = (RAM - MySQL - OS reserve - other pools) / p95 worker RSS.
+
+    The OS reserve defaults to 10% of RAM, at least 256 MiB. Spare settings follow common
+    practice (start about a quarter, spares a tenth to a third) and always satisfy
+    min_spare <= start <= max_spare <= max_children. Returns the settings and how they were got.
+    """
+    if not ram_bytes or not worker_rss_p95 or worker_rss_p95 <= 0:
+        raise ValueError("RAM and the p95 worker RSS are needed to size a pool")
+    reserve = os_reserve if os_reserve is not None else max(256 * 1024 * 1024, ram_bytes // 10)
+    available = ram_bytes - (mysql_rss or 0) - reserve - (other_pools_bytes or 0)
+    max_children = max(1, int(available // worker_rss_p95)) if available > 0 else 1
+    rec = {"pm": pm, "pm.max_children": max_children}
+    if pm == "dynamic":
+        min_spare = max(1, max_children // 10)
+        max_spare = max(min_spare, min(max_children, max(2, max_children // 3)))
+        start = min(max_spare, max(min_spare, max_children // 4))
+        rec.update({"pm.start_servers": start, "pm.min_spare_servers": min_spare, "pm.max_spare_servers": max_spare})
+    rec["basis"] = {"ram_bytes": ram_bytes, "mysql_rss": mysql_rss or 0, "os_reserve": reserve,
+                    "other_pools_bytes": other_pools_bytes or 0, "available_bytes": max(0, available),
+                    "worker_rss_p95": worker_rss_p95}
+    return rec

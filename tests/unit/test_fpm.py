@@ -1,0 +1,137 @@
+"""wp502_fpm: FPM configs as FPM reads them, and pool sizing FPM accepts."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import wp502_fpm as fpm
+
+MAIN = """\
+;;;;;;;;;;;;;;;;;;;;;
+; FPM Configuration ;
+;;;;;;;;;;;;;;;;;;;;;
+[global]
+pid = /run/php/php8.2-fpm.pid
+error_log = /var/log/php8.2-fpm.log
+include=/etc/php/8.2/fpm/pool.d/*.conf
+"""
+WWW = """\
+[www]
+user = www-data
+listen = /run/php/php8.2-fpm.sock
+listen.owner = www-data
+pm = dynamic
+pm.max_children = 5
+pm.start_servers = 2
+pm.min_spare_servers = 1
+pm.max_spare_servers = 3
+;pm.max_requests = 500
+slowlog = /var/log/php8.2-fpm/$pool.slow.log
+request_slowlog_timeout = 5s
+request_terminate_timeout = 1m
+php_admin_value[memory_limit] = 256M
+"""
+SHOP = """\
+; a second pool, with quotes, comments after values and a repeated directive
+[shop.example-com]
+listen = "/run/php/shop.sock" ; quoted
+pm = ondemand
+pm.max_children = 12 ; comment
+pm.max_children = 16
+pm.process_idle_timeout = 10s
+access.log = /var/log/php-fpm/$pool.access.log
+"""
+
+
+def fake_fs(files):
+    return (lambda path: files[path]), (lambda pattern: sorted(p for p in files if p.startswith(pattern.split("*")[0])))
+
+
+def test_pools_with_includes_substitution_and_defaults():
+    read, expand = fake_fs({"/etc/php/8.2/fpm/php-fpm.conf": MAIN,
+                            "/etc/php/8.2/fpm/pool.d/www.conf": WWW,
+                            "/etc/php/8.2/fpm/pool.d/zz-shop.conf": SHOP})
+    conf = fpm.parse_fpm_config("/etc/php/8.2/fpm/php-fpm.conf", read=read, expand=expand)
+    assert conf["errors"] == []
+    assert conf["global"]["error_log"] == "/var/log/php8.2-fpm.log"
+    assert sorted(conf["pools"]) == ["shop.example-com", "www"]
+    www = fpm.pool_settings("www", conf["pools"]["www"])
+    assert www["listen"] == "/run/php/php8.2-fpm.sock"
+    assert (www["pm"], www["pm.max_children"], www["pm.start_servers"]) == ("dynamic", 5, 2)
+    assert www["pm.max_requests"] == 0  # commented out: FPM's default
+    assert www["slowlog"] == "/var/log/php8.2-fpm/www.slow.log"
+    assert (www["request_slowlog_timeout"], www["request_terminate_timeout"]) == (5, 60)
+    assert www["php_admin"] == {"php_admin_value[memory_limit]": "256M"}
+    assert www["source"] == "/etc/php/8.2/fpm/pool.d/www.conf"
+    shop = fpm.pool_settings("shop.example-com", conf["pools"]["shop.example-com"])
+    assert shop["listen"] == "/run/php/shop.sock"
+    assert shop["pm.max_children"] == 16  # the last value wins, as in FPM
+    assert shop["access.log"] == "/var/log/php-fpm/shop.example-com.access.log"
+    assert fpm.validate_pm(www) == []
+
+
+def test_relative_include_missing_files_and_loops_are_reported():
+    files = {"/etc/php-fpm.conf": "[global]\ninclude=etc/php-fpm.d/*.conf\ninclude=/nowhere/*.conf\n",
+             "/etc/php-fpm.d/a.conf": "[a]\npm.max_children = 3\ninclude=/etc/php-fpm.conf\n"}
+    read, expand = fake_fs(files)
+    conf = fpm.parse_fpm_config("/etc/php-fpm.conf", read=read, expand=expand, prefix="/")
+    assert list(conf["pools"]) == ["a"]
+    assert any("include=/nowhere/*.conf matches no file" in e for e in conf["errors"])
+
+
+def test_unreadable_file_is_an_error_not_an_exception(tmp_path):
+    conf = fpm.parse_fpm_config(str(tmp_path / "missing.conf"))
+    assert conf["pools"] == {}
+    assert "No such file" in conf["errors"][0]
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("30", 30), ("30s", 30), ("5m", 300), ("1h", 3600), ("0", 0), ("abc", None)])
+def test_durations(value, seconds):
+    assert fpm.parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(("settings", "error"), [
+    ({"pm": "dynamic", "pm.max_children": 5, "pm.min_spare_servers": 4, "pm.max_spare_servers": 3, "pm.start_servers": 3},
+     "must not be greater than pm.max_spare_servers"),
+    ({"pm": "dynamic", "pm.max_children": 2, "pm.min_spare_servers": 1, "pm.max_spare_servers": 3, "pm.start_servers": 2},
+     "must not be greater than pm.max_children"),
+    ({"pm": "dynamic", "pm.max_children": 9, "pm.min_spare_servers": 2, "pm.max_spare_servers": 3, "pm.start_servers": 5},
+     "must be between"),
+    ({"pm": "static", "pm.max_children": 0}, "positive integer"),
+    ({"pm": "fast", "pm.max_children": 4}, "static, dynamic or ondemand"),
+])
+def test_validate_pm_says_what_fpm_would_refuse(settings, error):
+    assert any(error in e for e in fpm.validate_pm(settings))
+
+
+def test_percentile():
+    assert fpm.percentile([], 95) is None
+    assert fpm.percentile([10], 95) == 10
+    assert fpm.percentile(list(range(1, 101)), 95) == 95
+    assert fpm.percentile([5, 1, None, 3], 50) == 3
+
+
+MIB = 1024 * 1024
+
+
+def test_recommend_pool_from_ram_and_p95():
+    rec = fpm.recommend_pool(4096 * MIB, 80 * MIB, mysql_rss=600 * MIB)
+    # (4096 - 600 - 409.6 reserve) / 80 = 38.58 -> 38
+    assert rec["pm.max_children"] == 38
+    assert rec["basis"]["os_reserve"] == 4096 * MIB // 10
+    assert fpm.validate_pm(rec) == []
+
+
+@pytest.mark.parametrize(("ram_mib", "p95_mib", "mysql_mib"), list(itertools.product(
+    [512, 1024, 2048, 8192, 65536], [20, 64, 150, 600], [0, 300, 4000])))
+def test_recommended_settings_are_always_accepted_by_fpm(ram_mib, p95_mib, mysql_mib):
+    rec = fpm.recommend_pool(ram_mib * MIB, p95_mib * MIB, mysql_rss=mysql_mib * MIB)
+    assert rec["pm.max_children"] >= 1
+    assert fpm.validate_pm(rec) == []
+    assert rec["pm.min_spare_servers"] <= rec["pm.start_servers"] <= rec["pm.max_spare_servers"] <= rec["pm.max_children"]
+
+
+def test_recommend_pool_needs_measurements():
+    with pytest.raises(ValueError, match="p95 worker RSS"):
+        fpm.recommend_pool(4096 * MIB, 0)
