@@ -188,7 +188,7 @@ def percentile(values, pct):
     data = sorted(v for v in values if v is not None)
     if not data:
         return None
-    rank = max(1, int(math.ceil(pct / 100.0 * len(data))))
+    rank = max(1, math.ceil(pct / 100.0 * len(data)))
     return data[min(rank, len(data)) - 1]
 
 
