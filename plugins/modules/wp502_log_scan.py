@@ -206,10 +206,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible.module_utils.wp502_logscan import KINDS, Scanner, parse_since
-except ImportError:  # collection layout (ansible-test)
-    from ansible_collections.wp502.wp502.plugins.module_utils.wp502_logscan import KINDS, Scanner, parse_since
+from ansible.module_utils.wp502_logscan import KINDS, Scanner, parse_since
 
 
 def lower_priority():

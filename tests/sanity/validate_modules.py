@@ -56,11 +56,13 @@ def ensure_get_pip() -> None:
 def build_collection(tmp: Path) -> Path:
     coll = tmp / "ansible_collections" / "wp502" / "wp502"
     shutil.copytree(ROOT / "plugins", coll / "plugins", ignore=shutil.ignore_patterns("__pycache__", ".gitkeep"))
-    for module in (coll / "plugins" / "modules").glob("*.py"):
-        text = module.read_text()
+    for source in (coll / "plugins").glob("*/*.py"):
+        text = source.read_text()
         text = re.sub(r"^try:\n    from ansible\.module_utils\.(wp502_\w+) import (.+)\nexcept ImportError:.*\n    from .+\n",
-                      r"from ansible_collections.wp502.wp502.plugins.module_utils.\1 import \2\n", text, flags=re.M)
-        module.write_text(text)
+                      r"from ansible.module_utils.\1 import \2\n", text, flags=re.M)
+        text = re.sub(r"^from ansible\.module_utils\.(wp502_\w+) import ",
+                      r"from ansible_collections.wp502.wp502.plugins.module_utils.\1 import ", text, flags=re.M)
+        source.write_text(text)
     (coll / "galaxy.yml").write_text(
         "namespace: wp502\nname: wp502\nversion: 0.1.0\nreadme: README.md\nauthors: [wp502]\n"
         "description: wp502 modules\nlicense: [MIT]\n")

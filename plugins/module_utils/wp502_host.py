@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+"""Host evidence from /proc and the kernel log, as pure parsers (standard library only).
+
+Worker memory is read from /proc, not from FPM's status page, so it is known even when the pool
+is saturated and the status page cannot answer.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import re
+
+from ansible.module_utils.wp502_fpm import percentile
+
+__metaclass__ = type
+
+_FPM_MASTER = re.compile(r"^php-fpm[\d.]*: master process \((?P<conf>[^)]*)\)")
+_FPM_POOL = re.compile(r"^php-fpm[\d.]*: pool (?P<pool>\S+)")
+_MYSQL = re.compile(r"(?:^|/)(?:mysqld|mariadbd)(?:\s|$)")
+_OOM = re.compile(
+    r"(?:Out of memory|Memory cgroup out of memory): Killed process (?P<pid>\d+) \((?P<name>[^)]+)\)"
+    r"|oom-kill:.*?task=(?P<task>[^,\s]+),pid=(?P<pid2>\d+)")
+
+
+def parse_meminfo(text):
+    """/proc/meminfo -> {field: bytes}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].endswith(":"):
+            try:
+                value = int(parts[1])
+            except ValueError:
+                continue
+            out[parts[0][:-1]] = value * 1024 if len(parts) > 2 and parts[2] == "kB" else value
+    return out
+
+
+def parse_loadavg(text):
+    parts = text.split()
+    try:
+        return {"1m": float(parts[0]), "5m": float(parts[1]), "15m": float(parts[2])}
+    except (IndexError, ValueError):
+        return {}
+
+
+def parse_status_rss(text):
+    """VmRSS of /proc/PID/status in bytes (None for kernel threads and zombies)."""
+    m = re.search(r"^VmRSS:\s+(\d+)\s+kB", text, re.M)
+    return int(m.group(1)) * 1024 if m else None
+
+
+def classify_process(cmdline):
+    """What a process is, from its command line: fpm master, fpm worker of a pool, mysqld, or None."""
+    m = _FPM_MASTER.match(cmdline)
+    if m:
+        return "fpm_master", m.group("conf")
+    m = _FPM_POOL.match(cmdline)
+    if m:
+        return "fpm_worker", m.group("pool")
+    if _MYSQL.search(cmdline.split(" ", 1)[0]):
+        return "mysqld", None
+    return None, None
+
+
+def read_processes(proc="/proc"):
+    """[{pid, ppid, kind, detail, rss}] for FPM masters and workers and MySQL/MariaDB servers."""
+    found = []
+    try:
+        pids = [p for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            with open(os.path.join(proc, pid, "cmdline"), "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            kind, detail = classify_process(cmdline)
+            if kind is None:
+                continue
+            with open(os.path.join(proc, pid, "status"), "rb") as fh:
+                status = fh.read().decode("utf-8", "replace")
+        except (IOError, OSError):
+            continue  # the process ended meanwhile
+        ppid = re.search(r"^PPid:\s+(\d+)", status, re.M)
+        found.append({"pid": int(pid), "ppid": int(ppid.group(1)) if ppid else None, "kind": kind,
+                      "detail": detail, "rss": parse_status_rss(status)})
+    return found
+
+
+def workers_by_pool(processes):
+    """Per FPM pool: live workers, average / p95 / max RSS in bytes."""
+    pools = {}
+    for p in processes:
+        if p["kind"] == "fpm_worker":
+            pools.setdefault(p["detail"], []).append(p["rss"])
+    out = {}
+    for name, rss in pools.items():
+        known = [r for r in rss if r]
+        out[name] = {
+            "workers": len(rss),
+            "rss_avg": int(sum(known) / len(known)) if known else None,
+            "rss_p95": percentile(known, 95),
+            "rss_max": max(known) if known else None,
+            "rss_total": sum(known),
+        }
+    return out
+
+
+def oom_kills(lines, names=("php-fpm", "php", "mysqld", "mariadbd")):
+    """OOM-killer kills per process name found in kernel log lines (dmesg or journalctl -k)."""
+    counts = {}
+    samples = []
+    for line in lines:
+        m = _OOM.search(line)
+        if not m:
+            continue
+        name = m.group("name") or m.group("task") or ""
+        key = next((n for n in names if name.startswith(n)), None)
+        if key is None:
+            continue
+        key = "php-fpm" if key == "php" else key
+        counts[key] = counts.get(key, 0) + 1
+        samples.append(line.strip()[:512])
+    return {"counts": counts, "samples": samples[-5:]}
+
+
+def disk_usage(path):
+    """Free space of the filesystem holding path: {path, total, free, used_pct} or None."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    total = st.f_blocks * st.f_frsize
+    free = st.f_bavail * st.f_frsize
+    used_pct = round(100.0 * (total - free) / total, 1) if total else None
+    return {"path": path, "total": total, "free": free, "used_pct": used_pct,
+            "inodes_free_pct": round(100.0 * st.f_favail / st.f_files, 1) if st.f_files else None}
