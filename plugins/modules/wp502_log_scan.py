@@ -205,7 +205,6 @@ window:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-
 from ansible.module_utils.wp502_logscan import KINDS, Scanner, parse_since
 
 

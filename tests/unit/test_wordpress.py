@@ -39,7 +39,7 @@ define( 'WP_DEBUG', !!getenv_docker('WORDPRESS_DEBUG', '') );
 def test_standard_wp_config():
     cfg = wp.parse_wp_config(SAMPLE)
     assert cfg["db_name"] == "wordpress"
-    assert cfg["db_password"] == "p@ss'word;with)chars"
+    assert cfg["db_password"] == "p@ss'word;with)chars"  # noqa: S105 - a fixture, not a secret
     assert cfg["db_host"] == "localhost"
     assert cfg["table_prefix"] == "wp_"
     assert cfg["wp_debug"] is False
