@@ -184,9 +184,11 @@ def diagnose(ev):
     crashes = sum(n for sig, n in signals.items() if sig in _FATAL_SIGNALS)
     if crashes:
         _add(causes, "crashing_worker", 0.85 if _count(logs, "premature_close") else 0.7,
-             ["%d workers died on %s" % (crashes, ", ".join(s for s in signals if s in _FATAL_SIGNALS)), *_samples(logs, "child_signal", 1)])
+             ["%d workers died on %s" % (crashes, ", ".join(s for s in signals if s in _FATAL_SIGNALS)),
+              *_samples(logs, "child_signal", 1)])
     elif _count(logs, "premature_close"):
-        _add(causes, "crashing_worker", 0.5, ["%d responses cut off by the upstream" % _count(logs, "premature_close"), *_samples(logs, "premature_close", 1)])
+        _add(causes, "crashing_worker", 0.5, ["%d responses cut off by the upstream" % _count(logs, "premature_close"),
+                                              *_samples(logs, "premature_close", 1)])
 
     for sig in ("invalid_header", "too_big_header"):
         if _count(logs, sig):
