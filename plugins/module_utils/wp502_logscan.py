@@ -150,6 +150,7 @@ _FPM = re.compile(
     r"(?:(?P<terminate_timeout>execution timed out)|(?P<slow_request>executing too slow))"
     r"|(?P<seems_busy>seems busy \(you may need to increase))"
 )
+_SLOW_FRAME = re.compile(r"^\[0x[0-9a-f]+\] ([^\s(]+)\(")
 _SLOW_HEADER = re.compile(r"\[pool (?P<pool>[^\]]+)\] pid (?P<pid>\d+)\s*$")
 
 _NGX_REQUEST = re.compile(r'request: "(?:[A-Z]+) ([^" ?]+)')
@@ -444,6 +445,7 @@ class Scanner:
         self.requests = Counter()
         self.suspects = {}
         self.signals = Counter()
+        self.slow_functions = Counter()
         self.readings = []
         self.warnings = []
         self._seen_inodes = set()
@@ -470,6 +472,7 @@ class Scanner:
             "by_upstream": dict(self.by_upstream),
             "by_pool": dict(self.by_pool),
             "child_signals": dict(self.signals),
+            "slow_functions": dict(self.slow_functions.most_common(10)),
             "top_requests": [{"request": r, "count": c} for r, c in self.requests.most_common(10)],
             "suspects": suspects,
             "files": [r.as_dict() for r in self.readings],
@@ -558,6 +561,11 @@ class Scanner:
             return
         text = "\n".join(body_lines)
         self._suspect(text, "slowlog")
+        for line in body_lines:
+            frame = _SLOW_FRAME.match(line)
+            if frame:
+                self.slow_functions[frame.group(1)] += 1  # the innermost frame: what the worker waits on
+                break
         pid = int(m.group("pid")) if m else None
         key = (int(epoch) if epoch is not None else None, pid)
         if key in self._slow_keys:
@@ -951,3 +959,23 @@ class _GzipSource:
             data = self._more(want)
         view[: len(data)] = data
         return len(data)
+
+
+def lower_priority():
+    """nice 10 and the idle I/O class: the host being scanned is usually already in trouble."""
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    try:
+        import ctypes
+        import platform
+
+        numbers = {"x86_64": 251, "aarch64": 30, "arm64": 30, "i686": 289, "i386": 289, "ppc64le": 273, "s390x": 282}
+        nr = numbers.get(platform.machine())
+        if nr is not None:
+            libc = ctypes.CDLL(None, use_errno=True)
+            # ioprio_set(IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_IDLE << 13)
+            libc.syscall(nr, 1, 0, 3 << 13)
+    except Exception:  # best effort: priority is a courtesy, never a reason to fail
+        pass

@@ -64,6 +64,11 @@ NEXT_STEP = {
 }
 
 _FATAL_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL", "SIGFPE")
+# Innermost slowlog frames that mean "waiting for the database".
+_DB_FUNCTIONS = ("mysqli_query", "mysqli_real_query", "mysqli::query", "mysqli_stmt_execute", "mysqli_stmt::execute",
+                 "PDOStatement->execute", "PDO->query", "PDO->exec", "mysql_query", "mysqli_next_result")
+# A page slower than this at the origin is not an answer a visitor waits for.
+SLOW_PROBE_SECONDS = 5.0
 
 
 def _count(logs, name):
@@ -75,11 +80,19 @@ def _samples(logs, name, n=2):
 
 
 def origin_ok(http):
-    """True when every origin probe answered 200, False when one did not, None without probes."""
+    """True when every origin probe answered 200 in time, False when one did not, None without probes."""
     origin = (http or {}).get("origin") or {}
     if not origin:
         return None
-    return all((p or {}).get("status") == 200 for p in origin.values())
+    return all((p or {}).get("status") == 200 and ((p or {}).get("elapsed") or 0) < SLOW_PROBE_SECONDS
+               for p in origin.values())
+
+
+def _timed_out(probe):
+    """A probe that got no HTTP answer before its deadline (not a refused connection)."""
+    probe = probe or {}
+    error = str(probe.get("error", ""))
+    return probe.get("status") is None and ("timed out" in error or "deadline" in error)
 
 
 def _public_failed(http):
@@ -158,6 +171,11 @@ def diagnose(ev):
     slow_suspects = [s for s in suspects if (s.get("sources") or {}).get("slowlog") or
                      (s.get("sources") or {}).get("terminate_timeout")]
     saturated = max_children or unavailable or full_pools or _count(logs, "seems_busy")
+    timeouts = _count(logs, "upstream_timeout") + _count(logs, "terminate_timeout")
+    slow_db = (db.get("slow_queries") or 0) + len(db.get("long_running") or [])
+    functions = logs.get("slow_functions") or {}
+    db_waits = sum(n for f, n in functions.items() if f in _DB_FUNCTIONS)
+    db_bound = slow_db and (db_waits >= max(1, sum(functions.values()) // 2) or not slow_suspects)
     if saturated:
         evidence = []
         if max_children:
@@ -166,18 +184,31 @@ def diagnose(ev):
             evidence.append("%d connections refused for a full listen backlog (EAGAIN)" % unavailable)
         if full_pools:
             evidence.append("pools at their limit now: %s" % ", ".join(full_pools))
-        _add(causes, "pool_saturated", 0.8 if (max_children and unavailable) else 0.65, evidence +
-             _samples(logs, "max_children", 1))
-    if slow_suspects:
-        top = slow_suspects[0]
+        _add(causes, "pool_saturated", 0.7, evidence + _samples(logs, "max_children", 1))
+    top = slow_suspects[0] if slow_suspects else None
+    if top and not db_bound:
         share = float(top["count"]) / max(1, sum(s["count"] for s in slow_suspects))
-        _add(causes, "slow_plugin", 0.55 + 0.35 * share + (0.05 if saturated else 0),
+        # The plugin holds the workers (saturation) or makes requests time out.
+        _add(causes, "slow_plugin", (0.6 + 0.3 * share) if saturated else 0.55 + 0.1 * share,
              ["%s %s named in %d slow request stacks" % (top["type"], top["slug"], top["count"])],
              slug=top["slug"], type=top["type"])
-    elif saturated:
+    elif saturated and not db_bound:
         peak = ev.get("peak_hours") or {}
-        _add(causes, "capacity", 0.6 + (0.25 if peak.get("recurring") else 0),
+        _add(causes, "capacity", 0.75 + (0.1 if peak.get("recurring") else 0),
              ["the pool fills with no slow plugin named" + ("; 502s recur at the same hours" if peak.get("recurring") else "")])
+    if slow_db:
+        _add(causes, "slow_database", 0.9 if db_bound and (timeouts or saturated) else 0.55,
+             ["%d slow queries over 2 s and %d long-running queries" % (db.get("slow_queries") or 0, len(db.get("long_running") or [])),
+              "slow requests wait in %s" % ", ".join(sorted(f for f in functions if f in _DB_FUNCTIONS)) if db_waits else None])
+    hung = [k for k, p in ((http or {}).get("origin") or {}).items() if _timed_out(p)]
+    if hung and not timeouts:
+        _add(causes, "upstream_timeout", 0.5, ["the origin did not answer %s within the probe's deadline" % ", ".join(hung)],
+             **({"slug": top["slug"], "type": top["type"]} if top else {}))
+    if timeouts:
+        extra = {"slug": top["slug"], "type": top["type"]} if top and not db_bound else {}
+        _add(causes, "upstream_timeout", 0.6 if db_bound else 0.8,
+             ["%d requests timed out waiting for PHP" % timeouts] + _samples(logs, "upstream_timeout", 1) +
+             (["%s %s is in the slow stacks" % (top["type"], top["slug"])] if extra else []), **extra)
 
     # Workers dying on a signal: a crashing extension or plugin.
     signals = logs.get("child_signals") or {}
@@ -201,16 +232,6 @@ def diagnose(ev):
     if boms:
         _add(causes, "bom", 0.75 if _count(logs, "invalid_header") else 0.6,
              ["PHP files with a BOM or whitespace before <?php: %s" % ", ".join(boms[:5])], files=boms[:50])
-
-    timeouts = _count(logs, "upstream_timeout") + _count(logs, "terminate_timeout")
-    slow_db = (db.get("slow_queries") or 0) + len(db.get("long_running") or [])
-    if slow_db:
-        _add(causes, "slow_database", 0.75 if timeouts or saturated else 0.55,
-             ["%d slow queries over 2 s and %d long-running queries" % (db.get("slow_queries") or 0,
-                                                                         len(db.get("long_running") or []))])
-    if timeouts:
-        _add(causes, "upstream_timeout", 0.6 if (slow_db or slow_suspects) else 0.75,
-             ["%d requests timed out waiting for PHP" % timeouts, *_samples(logs, "upstream_timeout", 1)])
 
     autoload = db.get("autoload_bytes") or 0
     if autoload > 800 * 1000:

@@ -202,30 +202,8 @@ window:
   sample: {"since": "2026-11-23T21:00:00+00:00", "start": "2026-11-23T21:00:00+00:00", "end": "2026-11-23T21:59:58+00:00"}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wp502_logscan import KINDS, Scanner, parse_since
-
-
-def lower_priority():
-    """nice 10 and the idle I/O class: the host being scanned is usually already in trouble."""
-    try:
-        os.nice(10)
-    except OSError:
-        pass
-    try:
-        import ctypes
-        import platform
-
-        numbers = {"x86_64": 251, "aarch64": 30, "arm64": 30, "i686": 289, "i386": 289, "ppc64le": 273, "s390x": 282}
-        nr = numbers.get(platform.machine())
-        if nr is not None:
-            libc = ctypes.CDLL(None, use_errno=True)
-            # ioprio_set(IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_IDLE << 13)
-            libc.syscall(nr, 1, 0, 3 << 13)
-    except Exception:  # noqa: BLE001 - best effort: priority is a courtesy, never a reason to fail
-        pass
+from ansible.module_utils.wp502_logscan import KINDS, Scanner, lower_priority, parse_since
 
 
 def run_module():

@@ -89,3 +89,28 @@ def test_empty_evidence_is_not_an_error():
                                             ("9000", "127.0.0.1:9000"), ("localhost:9000", "127.0.0.1:9000"), (None, None)])
 def test_addresses_compare_in_one_form(addr, norm):
     assert v._norm_addr(addr) == norm
+
+
+def test_timeouts_with_a_plugin_in_the_slow_stacks_name_it():
+    top = v.diagnose({"http": {"origin": {"/": {"status": 504}}}, "fpm": FPM_UP, "frontend": NGINX,
+                      "logs": {**sigs(upstream_timeout=2, slow_request=2),
+                               "suspects": [{"type": "plugin", "slug": "quote-api", "count": 2, "sources": {"slowlog": 2}}],
+                               "slow_functions": {"stream_socket_client": 2}}})[0]
+    assert (top["cause"], top["slug"]) == ("upstream_timeout", "quote-api")
+
+
+def test_slow_stacks_waiting_in_mysql_point_at_the_database_not_the_plugin():
+    top = v.diagnose({"http": {"origin": {"/": {"status": 504}}}, "fpm": FPM_UP, "frontend": NGINX,
+                      "db": {"slow_queries": 6},
+                      "logs": {**sigs(upstream_timeout=1, slow_request=3),
+                               "suspects": [{"type": "plugin", "slug": "report-cache", "count": 3, "sources": {"slowlog": 3}}],
+                               "slow_functions": {"mysqli_query": 3}}})[0]
+    assert top["cause"] == "slow_database"
+
+
+def test_an_origin_that_does_not_answer_in_time_is_a_timeout():
+    hung = {"status": None, "error": "timed out", "elapsed": 6.0}
+    top = v.diagnose({"http": {"origin": {"/": hung, "/wp-login.php": hung}}, "fpm": FPM_UP, "frontend": NGINX})[0]
+    assert top["cause"] == "upstream_timeout"
+    slow_200 = {"status": 200, "elapsed": 8.2}
+    assert v.origin_ok({"origin": {"/": slow_200}}) is False

@@ -1,0 +1,678 @@
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+"""Collect a host's 502 evidence in one module run (standard library only; runs on the target).
+
+:class:`Collector` gathers PHP-FPM, front-end, WordPress, database, HTTP, host-pressure, log and
+peak-hour evidence; commands go through the ``run(argv, env=None, timeout=None) -> (rc, out, err)``
+callable it is given (AnsibleModule.run_command on a target), so nothing here needs Ansible.
+Every part fails soft: what cannot be read is listed in ``errors`` and the rest goes on.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import glob
+import os
+import re
+import socket
+import threading
+import time
+
+from ansible.module_utils.wp502_fpm import parse_fpm_config, pool_settings, recommend_pool, validate_pm
+from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx
+from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, workers_by_pool
+from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
+from ansible.module_utils.wp502_verdict import diagnose
+from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug, split_db_host
+
+__metaclass__ = type
+
+FPM_CONFIGS = ("/etc/php/*/fpm/php-fpm.conf", "/etc/php-fpm.conf", "/etc/opt/remi/php*/php-fpm.conf",
+               "/usr/local/etc/php-fpm.conf", "/etc/php*/php-fpm.conf")
+APACHE_CONFIGS = ("/etc/apache2/apache2.conf", "/etc/apache2/sites-enabled/*", "/etc/apache2/conf-enabled/*.conf",
+                  "/etc/httpd/conf/httpd.conf", "/etc/httpd/conf.d/*.conf")
+CDN_HEADERS = (("cf-ray", "cloudflare"), ("x-fastly-request-id", "fastly"), ("x-served-by", "fastly"),
+               ("cdn-pullzone", "bunnycdn"), ("x-amz-cf-id", "cloudfront"), ("x-akamai-request-id", "akamai"),
+               ("x-akamai-transformed", "akamai"))
+_ACCESS_502 = re.compile(rb'\[(\d\d)/(\w{3})/(\d{4}):(\d\d):\d\d:\d\d [^\]]*\] "[^"\n]*" (50[234]) ')
+_MONTHS = dict((m, i) for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                              "Nov", "Dec"), 1))
+_SLOW_ENTRY = re.compile(r"^# Time: .*?$|^# Query_time: (?P<qt>[\d.]+)", re.M)
+
+
+def detect_cdn(headers):
+    """The CDN that served a response, from its headers (lower-cased names): (name, request id) or (None, None)."""
+    for header, name in CDN_HEADERS:
+        if header in headers:
+            return name, headers[header] if header in ("cf-ray", "x-amz-cf-id", "x-akamai-request-id") else None
+    server = headers.get("server", "").lower()
+    for token, name in (("cloudflare", "cloudflare"), ("bunnycdn", "bunnycdn"), ("akamaighost", "akamai")):
+        if token in server:
+            return name, None
+    return None, None
+
+
+def normalize_query(sql):
+    """Slow-log query text with literals folded, so the same query groups together."""
+    sql = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "S", sql)
+    sql = re.sub(r"\b\d+(?:\.\d+)?\b", "N", sql)
+    return re.sub(r"\s+", " ", sql).strip()[:300]
+
+
+def parse_slow_log(text, since=None, threshold=2.0):
+    """MySQL/MariaDB slow log entries over ``threshold`` s: count and the top 10 normalised queries by time."""
+    entries = []
+    for block in re.split(r"(?m)^(?=# Time: |# User@Host: )", text):
+        m = re.search(r"^# Query_time: ([\d.]+)", block, re.M)
+        if not m:
+            continue
+        qt = float(m.group(1))
+        ts = re.search(r"^SET timestamp=(\d+);", block, re.M)
+        when = int(ts.group(1)) if ts else None
+        if since is not None and when is not None and when < since:
+            continue
+        lines = [ln for ln in block.splitlines() if ln and not ln.startswith("#") and not ln.startswith("SET timestamp=")
+                 and not ln.lower().startswith("use ")]
+        if qt >= threshold:
+            entries.append((qt, when, normalize_query(" ".join(lines))))
+    groups = {}
+    for qt, _when, query in entries:
+        g = groups.setdefault(query, {"query": query, "count": 0, "total_time": 0.0, "max_time": 0.0})
+        g["count"] += 1
+        g["total_time"] = round(g["total_time"] + qt, 3)
+        g["max_time"] = max(g["max_time"], qt)
+    top = sorted(groups.values(), key=lambda g: -g["total_time"])[:10]
+    return {"count": len(entries), "top": top}
+
+
+def peak_hours(lines_bytes, since=None):
+    """502/503/504 answers per hour (``YYYY-MM-DDTHH``) from access-log bytes, and whether they recur
+    at the same hour of day on several days (a capacity pattern rather than a code fault)."""
+    per_hour = {}
+    for m in _ACCESS_502.finditer(lines_bytes):
+        day, mon, year, hour = m.group(1), m.group(2).decode(), m.group(3), m.group(4)
+        if mon not in _MONTHS:
+            continue
+        if since is not None:
+            stamp = time.mktime((int(year), _MONTHS[mon], int(day), int(hour), 59, 59, 0, 0, -1))
+            if stamp < since:
+                continue
+        key = "%s-%02d-%sT%s" % (year.decode(), _MONTHS[mon], day.decode(), hour.decode())
+        per_hour[key] = per_hour.get(key, 0) + 1
+    by_hour_of_day = {}
+    for key in per_hour:
+        by_hour_of_day.setdefault(key[-2:], set()).add(key[:10])
+    recurring = sorted(h for h, days in by_hour_of_day.items() if len(days) >= 2)
+    return {"by_hour": dict(sorted(per_hour.items())), "recurring": bool(recurring), "recurring_hours": recurring}
+
+
+class Collector:
+    """One host's evidence. ``run`` executes argv lists; ``exists``/``read`` can be swapped for tests."""
+
+    def __init__(self, run, since_epoch, now=None, probe_timeout=10.0, scan_files=True, recent_days=7,
+                 max_php_files=20000, os_reserve=None, db=True, probe=True, sites=None, extra_logs=None):
+        self.run = run
+        self.since = since_epoch
+        self.now = time.time() if now is None else now
+        self.probe_timeout = probe_timeout
+        self.scan_files = scan_files
+        self.recent_days = recent_days
+        self.max_php_files = max_php_files
+        self.os_reserve = os_reserve
+        self.db_enabled = db
+        self.probe_enabled = probe
+        self.sites_given = sites or []
+        self.extra_logs = extra_logs or []
+        self.errors = []
+        self.secrets = []
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _cmd(self, argv, env=None, timeout=30):
+        try:
+            return self.run(argv, env=env, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - a missing binary or a hung command is evidence, not a crash
+            return 127, "", str(exc)
+
+    def _error(self, where, what):
+        text = "%s: %s" % (where, what)
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "********")
+        self.errors.append(text[:500])
+
+    @staticmethod
+    def _read(path, limit=4 * 1024 * 1024):
+        with open(path, "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+
+    def _which(self, *names):
+        for name in names:
+            for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"):
+                path = os.path.join(d, name)
+                if os.access(path, os.X_OK):
+                    return path
+        return None
+
+    # ---- systemd ---------------------------------------------------------------------------
+    def unit_states(self, units):
+        """{unit: {active, sub, main_pid}} from one ``systemctl show`` call."""
+        if not units or not self._which("systemctl"):
+            return {}
+        argv = ["systemctl", "show", "--no-pager", "-p", "Id", "-p", "ActiveState", "-p", "SubState", "-p", "MainPID",
+                "-p", "LoadState", *list(units)]
+        _rc, out, _err = self._cmd(argv)
+        states = {}
+        for block in out.strip().split("\n\n"):
+            fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if fields.get("Id") and fields.get("LoadState") != "not-found":
+                name = fields["Id"].replace(".service", "")
+                states[name] = {"active": fields.get("ActiveState"), "sub": fields.get("SubState"),
+                                "main_pid": int(fields["MainPID"]) if fields.get("MainPID", "").isdigit() else None}
+        return states
+
+    # ---- PHP-FPM ---------------------------------------------------------------------------
+    def fpm(self, processes, mem, mysql_rss):
+        configs = []
+        for pattern in FPM_CONFIGS:
+            configs.extend(sorted(glob.glob(pattern)))
+        versions = []
+        pools = []
+        global_logs = []
+        for conf_path in configs:
+            m = re.search(r"/php/(\d+\.\d+)/fpm/|php(\d)(\d)/", conf_path)
+            version = (m.group(1) or "%s.%s" % (m.group(2), m.group(3))) if m else None
+            conf = parse_fpm_config(conf_path)
+            for err in conf["errors"]:
+                self._error("fpm", err)
+            service = "php%s-fpm" % version if version and conf_path.startswith("/etc/php/") else "php-fpm"
+            versions.append({"version": version, "config": conf_path, "service": service})
+            log = conf["global"].get("error_log")
+            if log and not log.startswith("syslog"):
+                global_logs.append(log if log.startswith("/") else os.path.join("/var", log))
+            for name, directives in conf["pools"].items():
+                settings = pool_settings(name, directives)
+                settings["config"] = conf_path
+                settings["service"] = service
+                settings["pm_errors"] = validate_pm(settings)
+                listen = settings.get("listen") or ""
+                settings["socket_exists"] = self._listening(listen)
+                pools.append(settings)
+        services = self.unit_states(sorted(set(v["service"] for v in versions)))
+        live = workers_by_pool(processes)
+        total_rss = sum(p.get("rss_total") or 0 for p in live.values())
+        for pool in pools:
+            w = live.get(pool["name"], {})
+            pool.update({"workers": w.get("workers", 0), "rss_avg": w.get("rss_avg"), "rss_p95": w.get("rss_p95"),
+                         "rss_max": w.get("rss_max")})
+            if pool.get("rss_p95") and mem.get("MemTotal"):
+                others = total_rss - (w.get("rss_total") or 0)
+                try:
+                    pool["recommendation"] = recommend_pool(mem["MemTotal"], pool["rss_p95"], mysql_rss=mysql_rss,
+                                                            os_reserve=self.os_reserve, other_pools_bytes=others,
+                                                            pm=pool.get("pm") if pool.get("pm") in ("static", "dynamic") else "dynamic")
+                except ValueError as exc:
+                    self._error("fpm recommendation", exc)
+        return {"versions": versions, "services": [dict(name=k, **v) for k, v in sorted(services.items())],
+                "pools": pools, "logs": global_logs,
+                "masters": [p["detail"] for p in processes if p["kind"] == "fpm_master"]}
+
+    @staticmethod
+    def _listening(listen):
+        if not listen:
+            return None
+        if listen.startswith("/"):
+            return os.path.exists(listen)
+        host, _, port = listen.rpartition(":")
+        host = (host or "127.0.0.1").strip("[]")
+        if not port.isdigit():
+            return None
+        try:
+            sock = socket.create_connection((host if host not in ("0.0.0.0", "*", "") else "127.0.0.1", int(port)), timeout=1)
+            sock.close()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    # ---- front-end -------------------------------------------------------------------------
+    def frontend(self):
+        out = {"kind": None, "servers": [], "errors": []}
+        nginx = self._which("nginx")
+        apache = self._which("apache2ctl", "apachectl", "httpd")
+        states = self.unit_states([u for u, b in (("nginx", nginx), ("apache2", apache), ("httpd", apache)) if b])
+        if nginx:
+            rc, dump, err = self._cmd([nginx, "-T"], timeout=20)
+            if rc == 0:
+                parsed = parse_nginx(dump)
+                out["nginx"] = {"active": (states.get("nginx") or {}).get("active"), "errors": parsed["errors"]}
+                for srv in parsed["servers"]:
+                    out["servers"].append({"kind": "nginx", "names": srv["server_names"], "root": srv["root"],
+                                           "listen": srv["listen"], "error_log": srv["error_log"],
+                                           "access_log": srv["access_log"], "upstreams": srv["fastcgi_pass"],
+                                           "read_timeout": srv["fastcgi_read_timeout"],
+                                           "buffer_size": srv["fastcgi_buffer_size"]})
+            else:
+                self._error("nginx -T", (err or dump).strip()[-300:])
+        if apache:
+            files = []
+            for pattern in APACHE_CONFIGS:
+                for path in sorted(glob.glob(pattern)):
+                    try:
+                        files.append((path, self._read(path)))
+                    except (IOError, OSError) as exc:
+                        self._error("apache", "%s: %s" % (path, exc))
+            envvars = {}
+            if os.path.exists("/etc/apache2/envvars"):
+                envvars = parse_envvars(self._read("/etc/apache2/envvars"))
+            envvars.setdefault("APACHE_LOG_DIR", "/var/log/apache2" if os.path.isdir("/var/log/apache2") else "/var/log/httpd")
+            parsed = parse_apache(files)
+            unit = "apache2" if "apache2" in states else "httpd"
+            out["apache"] = {"active": (states.get(unit) or {}).get("active")}
+            main_error = expand_apache_vars(parsed["global"].get("ErrorLog"), envvars)
+            for vh in parsed["vhosts"]:
+                out["servers"].append({"kind": "apache", "names": vh["server_names"], "root": vh["document_root"],
+                                       "listen": [vh["address"]],
+                                       "error_log": expand_apache_vars(vh["error_log"], envvars) or main_error,
+                                       "access_log": expand_apache_vars(vh["access_log"], envvars),
+                                       "upstreams": vh["php_backends"], "read_timeout": vh["effective_proxy_timeout"],
+                                       "buffer_size": None})
+        active = [k for k in ("nginx", "apache") if (out.get(k) or {}).get("active") == "active"]
+        out["kind"] = active[0] if active else ("nginx" if nginx else "apache" if apache else None)
+        out["active"] = bool(active)
+        out["upstreams"] = sorted(set(u for s in out["servers"] if s["kind"] == out["kind"] for u in s["upstreams"]))
+        return out
+
+    # ---- WordPress -------------------------------------------------------------------------
+    def find_sites(self, servers):
+        roots = []
+        for given in self.sites_given:
+            roots.append((given.get("path"), given.get("host"), given.get("url"), None))
+        if not roots:
+            for srv in servers:
+                root = srv.get("root")
+                if root and root not in [r[0] for r in roots]:
+                    names = [n for n in srv.get("names") or [] if n not in ("_", "localhost", "") and "*" not in n]
+                    roots.append((root, names[0] if names else None, None, srv))
+        sites = []
+        for root, host, url, srv in roots:
+            if not root:
+                continue
+            config = None
+            for candidate in (os.path.join(root, "wp-config.php"), os.path.join(os.path.dirname(root.rstrip("/")), "wp-config.php")):
+                if os.path.isfile(candidate):
+                    config = candidate
+                    break
+            if config:
+                sites.append({"path": root, "config": config, "host": host, "url": url,
+                              "listen": (srv or {}).get("listen") or [], "access_log": (srv or {}).get("access_log")})
+        return sites
+
+    def wordpress(self, site):
+        try:
+            cfg = parse_wp_config(self._read(site["config"]))
+        except (IOError, OSError) as exc:
+            self._error("wp-config", exc)
+            cfg = {}
+        password = cfg.pop("db_password", None)
+        if isinstance(password, str):
+            self.secrets.append(password)
+        out = {"path": site["path"], "config": site["config"], "host": site["host"],
+               "config_values": dict((k, v) for k, v in cfg.items()),
+               "table_prefix": cfg.get("table_prefix") if isinstance(cfg.get("table_prefix"), str) else "wp_"}
+        content = os.path.join(site["path"], "wp-content")
+        if isinstance(cfg.get("wp_content_dir"), str):
+            content = cfg["wp_content_dir"]
+        out["plugins"] = self._plugins(os.path.join(content, "plugins"))
+        out["mu_plugins"] = sorted(os.path.basename(p) for p in glob.glob(os.path.join(content, "mu-plugins", "*.php")))
+        out["themes"] = sorted(d for d in _listdir(os.path.join(content, "themes")) if os.path.isdir(os.path.join(content, "themes", d)))
+        if self.scan_files:
+            out.update(self._scan_php(site["path"]))
+        out["debug_log"] = self._debug_log(os.path.join(content, "debug.log"))
+        return out, cfg, password
+
+    def _plugins(self, plugin_dir):
+        plugins = []
+        for entry in sorted(_listdir(plugin_dir)):
+            path = os.path.join(plugin_dir, entry)
+            main = None
+            if os.path.isdir(path):
+                for php in sorted(glob.glob(os.path.join(path, "*.php")))[:20]:
+                    header = _head(php, 8192)
+                    if re.search(r"Plugin Name\s*:", header):
+                        main = php
+                        break
+            elif entry.endswith(".php"):
+                header = _head(path, 8192)
+                main = path if re.search(r"Plugin Name\s*:", header) else None
+            if main:
+                version = re.search(r"^[ \t/*#@]*Version\s*:\s*(\S+)", _head(main, 8192), re.M)
+                plugins.append({"slug": entry[:-4] if entry.endswith(".php") else entry,
+                                "file": os.path.relpath(main, plugin_dir), "version": version.group(1) if version else None})
+        return plugins
+
+    def _scan_php(self, root):
+        bom, whitespace, recent = [], [], []
+        cutoff = self.now - self.recent_days * 86400
+        seen = 0
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d not in ("uploads", "cache", "node_modules", ".git", "upgrade")]
+            for name in filenames:
+                if not name.endswith(".php"):
+                    continue
+                seen += 1
+                if seen > self.max_php_files:
+                    self._error("php files", "more than %d PHP files under %s: the rest were not checked" % (self.max_php_files, root))
+                    return {"bom_files": bom, "whitespace_files": whitespace, "recent_files": recent[:50],
+                            "recent_count": len(recent), "php_files_checked": seen - 1}
+                path = os.path.join(dirpath, name)
+                issue = php_file_head_issue(_head_bytes(path, 16))
+                rel = os.path.relpath(path, root)
+                if issue == "bom":
+                    bom.append(rel)
+                elif issue == "whitespace":
+                    whitespace.append(rel)
+                try:
+                    if os.stat(path).st_mtime >= cutoff:
+                        recent.append(rel)
+                except OSError:
+                    pass
+        return {"bom_files": bom, "whitespace_files": whitespace, "recent_files": sorted(recent)[:50],
+                "recent_count": len(recent), "php_files_checked": seen}
+
+    def _debug_log(self, path):
+        if not os.path.isfile(path):
+            return None
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as fh:
+                fh.seek(max(0, size - 256 * 1024))
+                tail = fh.read().decode("utf-8", "replace").splitlines()[-200:]
+        except (IOError, OSError) as exc:
+            self._error("debug.log", exc)
+            return None
+        fatal = [ln for ln in tail if "PHP Fatal" in ln or "PHP Parse" in ln]
+        attribution = {}
+        for line in tail:
+            for kind, slug in wp_slugs(line):
+                key = "%s:%s" % (kind, slug)
+                attribution[key] = attribution.get(key, 0) + 1
+        return {"path": path, "size": size, "fatal_errors": len(fatal), "last": [ln[:500] for ln in tail[-5:]],
+                "attribution": attribution}
+
+    # ---- database --------------------------------------------------------------------------
+    def database(self, cfg, password, prefix):
+        client = self._which("mariadb", "mysql")
+        if not client:
+            return {"reachable": None, "error": "no mysql or mariadb client on the host"}
+        if not all(isinstance(cfg.get(k), str) for k in ("db_name", "db_user")):
+            return {"reachable": None, "error": "DB_NAME/DB_USER are not plain strings in wp-config.php"}
+        if not re.match(r"^\w+$", prefix or ""):
+            return {"reachable": None, "error": "unusual table prefix %r: not queried" % (prefix,)}
+        where = split_db_host(cfg.get("db_host"))
+        argv = [client, "--batch", "--skip-column-names", "--connect-timeout=5", "-u", cfg["db_user"]]
+        if where["socket"]:
+            argv.append("--socket=" + where["socket"])
+        else:
+            argv += ["-h", where["host"]]
+            if where["port"]:
+                argv += ["-P", str(where["port"])]
+        argv.append(cfg["db_name"])
+        p = prefix
+        autoload = "autoload IN ('yes','on','auto-on','auto')"
+        sql = ";".join([
+            "SELECT '##active', option_value FROM %soptions WHERE option_name = 'active_plugins'" % p,
+            "SELECT '##autoload', COUNT(*), COALESCE(SUM(LENGTH(option_value)), 0) FROM %soptions WHERE %s" % (p, autoload),
+            "SELECT '##top', option_name, LENGTH(option_value) FROM %soptions WHERE %s ORDER BY 3 DESC LIMIT 10" % (p, autoload),
+            "SELECT '##rows', (SELECT COUNT(*) FROM %soptions), (SELECT COUNT(*) FROM %spostmeta)" % (p, p),
+            "SELECT '##long', ID, USER, COMMAND, TIME, REPLACE(REPLACE(LEFT(COALESCE(INFO, ''), 300), '\\t', ' '), '\\n', ' ') "
+            "FROM information_schema.PROCESSLIST WHERE COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump') AND TIME >= 5",
+            "SELECT '##slowlog', @@slow_query_log, @@slow_query_log_file, @@long_query_time",
+            "SELECT '##theme', option_name, option_value FROM %soptions WHERE option_name IN ('template', 'stylesheet')" % p,
+        ]) + ";"
+        env = {"MYSQL_PWD": password} if isinstance(password, str) else None
+        rc, out, err = self._cmd([*argv, "-e", sql], env=env, timeout=20)
+        if rc != 0:
+            return {"reachable": False, "error": (err or out).strip()[-300:].replace(password or "\0", "********")}
+        res = {"reachable": True, "active_plugins": [], "autoload_count": 0, "autoload_bytes": 0, "autoload_top": [],
+               "rows": {}, "long_running": [], "slow_queries": 0, "slow_top": []}
+        for line in out.splitlines():
+            cols = line.split("\t")
+            tag = cols[0]
+            if tag == "##active" and len(cols) > 1:
+                res["active_plugins"] = php_unserialize_strings(cols[1].replace("\\\\", "\\"))["values"]
+            elif tag == "##autoload" and len(cols) > 2:
+                res["autoload_count"], res["autoload_bytes"] = int(cols[1]), int(cols[2])
+            elif tag == "##top" and len(cols) > 2:
+                res["autoload_top"].append({"option": cols[1], "bytes": int(cols[2])})
+            elif tag == "##rows" and len(cols) > 2:
+                res["rows"] = {"options": int(cols[1]), "postmeta": int(cols[2])}
+            elif tag == "##long" and len(cols) > 5:
+                res["long_running"].append({"id": cols[1], "user": cols[2], "command": cols[3], "time": int(cols[4]),
+                                            "info": normalize_query(cols[5])})
+            elif tag == "##theme" and len(cols) > 2:
+                res.setdefault("themes", {})[cols[1]] = cols[2]
+            elif tag == "##slowlog" and len(cols) > 3:
+                res["slow_log"] = {"enabled": cols[1] == "1", "file": cols[2], "long_query_time": cols[3]}
+        slow = res.get("slow_log") or {}
+        if slow.get("file") and os.path.isfile(slow["file"]):
+            try:
+                size = os.path.getsize(slow["file"])
+                with open(slow["file"], "rb") as fh:
+                    fh.seek(max(0, size - 16 * 1024 * 1024))
+                    parsed = parse_slow_log(fh.read().decode("utf-8", "replace"), since=self.since)
+                res["slow_queries"], res["slow_top"] = parsed["count"], parsed["top"]
+            except (IOError, OSError) as exc:
+                self._error("slow log", exc)
+        return res
+
+    # ---- HTTP --------------------------------------------------------------------------------
+    def probe(self, host_header, port=80, paths=("/", "/wp-login.php"), scheme="http", url=None):
+        try:
+            import ssl
+            from urllib.error import HTTPError, URLError
+            from urllib.request import HTTPRedirectHandler, HTTPSHandler, Request, build_opener
+        except ImportError:  # pragma: no cover - Python 2 targets are not supported
+            return {}
+
+        class NoRedirect(HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        ctx = ssl.create_default_context()
+        if url is None:  # the origin's own certificate is not what is being checked
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        opener = build_opener(NoRedirect, HTTPSHandler(context=ctx))
+        results = {}
+
+        def one(path):
+            target = (url.rstrip("/") + path) if url else "%s://127.0.0.1:%d%s" % (scheme, port, path)
+            headers = {"User-Agent": "wp502-probe"}
+            if not url:
+                headers["Host"] = host_header or "localhost"
+            start = time.time()
+            entry = {"url": target}
+            try:
+                resp = opener.open(Request(target, headers=headers), timeout=self.probe_timeout)
+                entry["status"] = resp.status
+                got = dict((k.lower(), v) for k, v in resp.headers.items())
+                resp.close()
+            except HTTPError as exc:
+                entry["status"] = exc.code
+                got = dict((k.lower(), v) for k, v in exc.headers.items()) if exc.headers else {}
+            except (URLError, OSError, ValueError) as exc:
+                entry["status"] = None
+                entry["error"] = str(getattr(exc, "reason", exc))[:200]
+                got = {}
+            entry["elapsed"] = round(time.time() - start, 3)
+            cdn, ray = detect_cdn(got)
+            if cdn:
+                entry["cdn"], entry["request_id"] = cdn, ray
+            entry["location"] = got.get("location")
+            results[path] = entry
+
+        # Probes run side by side: a hung origin costs one deadline, not one per path.
+        threads = [threading.Thread(target=one, args=(path,)) for path in paths]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        for t in threads:
+            t.join(self.probe_timeout + 5)
+        for path in paths:
+            results.setdefault(path, {"status": None, "error": "no answer within the deadline",
+                                      "elapsed": self.probe_timeout})
+        return results
+
+    # ---- logs --------------------------------------------------------------------------------
+    def logs(self, frontend, fpm):
+        paths = []
+        for srv in frontend.get("servers", []):
+            if srv["kind"] == frontend.get("kind") and srv.get("error_log") and srv["error_log"].startswith("/"):
+                paths.append(srv["error_log"].split()[0])
+        paths += fpm.get("logs", [])
+        for pool in fpm.get("pools", []):
+            if pool.get("slowlog"):
+                slow = pool["slowlog"]
+                paths.append(slow if slow.startswith("/") else os.path.join("/var", slow))
+        paths += self.extra_logs
+        paths = [p for i, p in enumerate(paths) if p not in paths[:i]]
+        scanner = Scanner(since_epoch=self.since, max_samples=3, now=self.now)
+        scanner.scan_paths([p for p in paths if os.path.exists(p) or glob.has_magic(p)])
+        result = scanner.result()
+        result["paths"] = paths
+        return result
+
+    def access_peaks(self, sites, frontend):
+        paths = [s.get("access_log") for s in sites if s.get("access_log")]
+        paths += [srv.get("access_log") for srv in frontend.get("servers", []) if srv.get("access_log")]
+        seen, per_hour = set(), {}
+        for entry in paths:
+            path = (entry or "").split()[0]
+            if not path.startswith("/") or path in seen or not os.path.isfile(path):
+                continue
+            seen.add(path)
+            try:
+                size = os.path.getsize(path)
+                with open(path, "rb") as fh:
+                    fh.seek(max(0, size - 64 * 1024 * 1024))
+                    counts = peak_hours(fh.read(), since=self.since)
+            except (IOError, OSError) as exc:
+                self._error("access log", exc)
+                continue
+            for k, v in counts["by_hour"].items():
+                per_hour[k] = per_hour.get(k, 0) + v
+        days = {}
+        for key in per_hour:
+            days.setdefault(key[-2:], set()).add(key[:10])
+        recurring = sorted(h for h, d in days.items() if len(d) >= 2)
+        return {"by_hour": dict(sorted(per_hour.items())), "recurring": bool(recurring), "recurring_hours": recurring,
+                "files": sorted(seen)}
+
+    # ---- everything --------------------------------------------------------------------------
+    def collect(self):
+        started = time.time()
+        processes = read_processes()
+        mem = parse_meminfo(_safe_read("/proc/meminfo"))
+        mysql_rss = sum(p["rss"] or 0 for p in processes if p["kind"] == "mysqld")
+        fpm = self.fpm(processes, mem, mysql_rss)
+        front = self.frontend()
+        sites = self.find_sites(front["servers"])
+        wordpress, db = [], {}
+        for site in sites:
+            wp, cfg, password = self.wordpress(site)
+            if self.db_enabled:
+                wp["db"] = self.database(cfg, password, wp["table_prefix"])
+                if not db:
+                    db = wp["db"]
+                active = set(wp["db"].get("active_plugins") or [])
+                for plugin in wp["plugins"]:
+                    plugin["active"] = plugin["file"] in active if wp["db"].get("reachable") else None
+                if wp["db"].get("reachable"):
+                    split_loaded(wp, active, set((wp["db"].get("themes") or {}).values()))
+            wordpress.append(wp)
+        http = {}
+        if self.probe_enabled:
+            site = sites[0] if sites else {"host": None, "listen": []}
+            port = 80
+            for listen in site.get("listen") or []:
+                m = re.search(r"(\d+)$", listen)
+                if m and "ssl" not in listen:
+                    port = int(m.group(1))
+                    break
+            http["origin"] = self.probe(site.get("host"), port=port)
+            public = next((s.get("url") for s in sites if s.get("url")), None)
+            if public:
+                http["public"] = self.probe(None, url=public)
+                ray = [p.get("request_id") for p in http["public"].values() if p.get("request_id")]
+                cdn = [p.get("cdn") for p in http["public"].values() if p.get("cdn")]
+                http["cdn"], http["ray_id"] = (cdn[0] if cdn else None), (ray[0] if ray else None)
+        logs = self.logs(front, fpm)
+        disks = []
+        for path in set([os.path.dirname(p) for p in logs.get("paths", []) if p.startswith("/")] + ["/var/lib/mysql", "/tmp", "/"]):
+            du = disk_usage(path)
+            if du and du["path"] not in [d["path"] for d in disks]:
+                disks.append(du)
+        host = {"mem": dict((k, mem.get(k)) for k in ("MemTotal", "MemAvailable", "SwapTotal", "SwapFree")),
+                "load": parse_loadavg(_safe_read("/proc/loadavg")), "cpus": os.cpu_count(), "mysql_rss": mysql_rss,
+                "disks": disks, "oom": self.oom()}
+        evidence = {"fpm": fpm, "frontend": front, "wordpress": wordpress, "db": db, "http": http, "logs": logs,
+                    "host": host, "peak_hours": self.access_peaks(sites, front)}
+        verdict = diagnose(evidence)
+        evidence.update({"verdict": verdict, "top_cause": verdict[0]["cause"], "errors": self.errors,
+                         "collected_at": iso(self.now), "collect_seconds": round(time.time() - started, 3)})
+        return evidence
+
+    def oom(self):
+        lines = []
+        if self._which("journalctl"):
+            since = "@%d" % int(self.since) if self.since else "-7d"
+            rc, out, _err = self._cmd(["journalctl", "-k", "--no-pager", "-q", "--since", since, "-o", "short-iso"], timeout=20)
+            if rc == 0:
+                lines = out.splitlines()
+        if not lines and self._which("dmesg"):
+            rc, out, _err = self._cmd(["dmesg"], timeout=10)
+            if rc == 0:
+                lines = out.splitlines()
+        return oom_kills(lines)
+
+
+def split_loaded(site, active_plugins, active_themes):
+    """Keep in bom_files / whitespace_files only the PHP files WordPress loads (core, wp-config, mu-plugins,
+    active plugins, the active theme); the others move to *_inactive, since they cannot break a response."""
+    active_slugs = set(plugin_slug(p) for p in active_plugins)
+    for key in ("bom_files", "whitespace_files"):
+        loaded, idle = [], []
+        for rel in site.get(key) or []:
+            m = re.match(r"^wp-content/(plugins|themes)/([^/]+)", rel)
+            if m and ((m.group(1) == "plugins" and plugin_slug(m.group(2)) not in active_slugs)
+                      or (m.group(1) == "themes" and m.group(2) not in active_themes)):
+                idle.append(rel)
+            else:
+                loaded.append(rel)
+        site[key], site[key.replace("_files", "_files_inactive")] = loaded, idle
+
+
+def _safe_read(path):
+    try:
+        with open(path, "r") as fh:
+            return fh.read()
+    except (IOError, OSError):
+        return ""
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _head_bytes(path, size):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except (IOError, OSError):
+        return b""
+
+
+def _head(path, size):
+    return _head_bytes(path, size).decode("utf-8", "replace")

@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+"""Front-end configuration: nginx (from ``nginx -T``) and Apache vhosts, as pure parsers.
+
+What wp502 needs from them: each site's names, document root, logs, the address PHP is passed to
+(``fastcgi_pass`` / ``SetHandler proxy:...`` / ``ProxyPassMatch ... fcgi://``) and the timeouts
+and buffers that decide between a 502 and a 504.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import re
+
+__metaclass__ = type
+
+_NGINX_FILE = re.compile(r"^# configuration file (.+):\s*$")
+_TIME = re.compile(r"^(\d+)(ms|s|m|h|d)?$")
+
+
+def nginx_time(value, default=None):
+    """nginx time values (``60``, ``60s``, ``5m``, ``500ms``) -> seconds (float)."""
+    if value is None:
+        return default
+    m = _TIME.match(str(value).strip())
+    if not m:
+        return default
+    return int(m.group(1)) * {None: 1, "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def _tokens(text):
+    """nginx config tokens: words (quotes removed), ``{``, ``}``, ``;``; comments dropped."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif c in "{};":
+            yield c
+            i += 1
+        elif c in "\"'":
+            j = i + 1
+            buf = []
+            while j < n and text[j] != c:
+                if text[j] == "\\" and j + 1 < n:
+                    buf.append(text[j + 1])
+                    j += 2
+                    continue
+                buf.append(text[j])
+                j += 1
+            yield "".join(buf)
+            i = j + 1
+        else:
+            j = i
+            while j < n and not text[j].isspace() and text[j] not in "{};" and not (text[j] == "#" and j == i):
+                j += 1
+            yield text[i:j]
+            i = j
+
+
+def _parse_block(tokens):
+    """[(name, args, children or None)] until the closing brace."""
+    items = []
+    words = []
+    for tok in tokens:
+        if tok == ";":
+            if words:
+                items.append((words[0], words[1:], None))
+            words = []
+        elif tok == "{":
+            items.append((words[0] if words else "", words[1:], _parse_block(tokens)))
+            words = []
+        elif tok == "}":
+            return items
+        else:
+            words.append(tok)
+    return items
+
+
+def split_nginx_dump(dump):
+    """``nginx -T`` output -> [(file, text)]; its first file is the main config."""
+    files = []
+    current, lines = None, []
+    for line in dump.splitlines():
+        m = _NGINX_FILE.match(line)
+        if m:
+            if current is not None:
+                files.append((current, "\n".join(lines)))
+            current, lines = m.group(1), []
+        elif current is not None:
+            lines.append(line)
+    if current is not None:
+        files.append((current, "\n".join(lines)))
+    return files
+
+
+INHERITED = ("error_log", "access_log", "fastcgi_read_timeout", "fastcgi_connect_timeout", "fastcgi_send_timeout",
+             "fastcgi_buffer_size", "fastcgi_buffers", "client_max_body_size", "root")
+
+
+def parse_nginx(dump):
+    """Servers of an ``nginx -T`` dump, with http-level settings inherited where a server has none.
+
+    Each server: ``{file, server_names, listen, root, error_log, access_log, fastcgi_pass: [...],
+    fastcgi_read_timeout (s), fastcgi_buffer_size, php_locations}``. ``include`` directives are
+    already expanded by ``nginx -T``, file by file; the main file's ``include`` lines are followed
+    by position (an included file's directives join the block that included it).
+    """
+    files = dict(split_nginx_dump(dump))
+    if not files:
+        return {"servers": [], "http": {}, "upstreams": {}, "errors": ["no '# configuration file' header: not nginx -T output"]}
+    main = next(iter(split_nginx_dump(dump)))[0]
+    seen = set()
+
+    def expand(items, depth=0):
+        out = []
+        for name, args, children in items:
+            if name == "include" and args and depth < 10:
+                pattern = args[0]
+                for fname, text in files.items():
+                    if fname not in seen and _glob_match(pattern, fname):
+                        seen.add(fname)
+                        out.extend(expand(_parse_block(iter(_tokens(text))), depth + 1))
+                continue
+            out.append((name, args, expand(children, depth) if children is not None else None))
+        return out
+
+    seen.add(main)
+    tree = expand(_parse_block(iter(_tokens(files[main]))))
+    http = next((c for n, _, c in tree if n == "http" and c is not None), [])
+    http_settings = dict((n, a) for n, a, c in tree if c is None and n == "error_log")  # main context
+    http_settings.update((n, a) for n, a, c in http if c is None and n in INHERITED)
+    upstreams = {}
+    for name, args, children in http:
+        if name == "upstream" and args and children is not None:
+            upstreams[args[0]] = [a[0] for n, a, c in children if n == "server" and a]
+    servers = []
+    for name, _args, children in http:
+        if name != "server" or children is None:
+            continue
+        servers.append(_nginx_server(children, http_settings, upstreams))
+    return {"servers": servers, "http": dict((k, " ".join(v)) for k, v in http_settings.items()),
+            "upstreams": upstreams, "errors": []}
+
+
+def _glob_match(pattern, name):
+    rx = "^" + re.escape(pattern).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$"
+    if re.match(rx, name):
+        return True
+    # relative includes are relative to the nginx prefix (usually /etc/nginx)
+    return not pattern.startswith("/") and re.match("^.*/" + rx[1:], name) is not None
+
+
+def _nginx_server(children, http_settings, upstreams):
+    settings = dict((k, v) for k, v in http_settings.items())
+    server = {"server_names": [], "listen": [], "fastcgi_pass": [], "php_locations": []}
+    for name, args, sub in children:
+        if sub is None:
+            if name == "server_name":
+                server["server_names"].extend(args)
+            elif name == "listen" and args:
+                server["listen"].append(args[0])
+            elif name in INHERITED:
+                settings[name] = args
+            elif name == "fastcgi_pass" and args:
+                server["fastcgi_pass"].append(args[0])
+        elif name == "location":
+            loc = dict((n, a) for n, a, c in sub if c is None)
+            if loc.get("fastcgi_pass"):
+                server["fastcgi_pass"].append(loc["fastcgi_pass"][0])
+                server["php_locations"].append({
+                    "match": " ".join(args),
+                    "fastcgi_pass": loc["fastcgi_pass"][0],
+                    "fastcgi_read_timeout": nginx_time((loc.get("fastcgi_read_timeout") or settings.get("fastcgi_read_timeout")
+                                                        or ["60s"])[0]),
+                    "fastcgi_buffer_size": " ".join(loc.get("fastcgi_buffer_size") or settings.get("fastcgi_buffer_size") or []),
+                })
+    resolved = []
+    for target in server["fastcgi_pass"]:
+        resolved.extend(upstreams.get(target, [target]))
+    server["fastcgi_pass"] = sorted(set(resolved))
+    for key in INHERITED:
+        value = settings.get(key)
+        server[key] = value[0] if value else None
+    server["fastcgi_read_timeout"] = nginx_time(server["fastcgi_read_timeout"], 60.0)
+    php = [loc for loc in server["php_locations"] if "php" in loc["match"]] or server["php_locations"]
+    if php:
+        server["fastcgi_read_timeout"] = max(loc["fastcgi_read_timeout"] for loc in php)
+    return server
+
+
+_AP_VHOST_OPEN = re.compile(r"^\s*<VirtualHost\s+([^>]+)>", re.I)
+_AP_VHOST_CLOSE = re.compile(r"^\s*</VirtualHost>", re.I)
+_AP_DIRECTIVE = re.compile(r"^\s*(\w+)\s+(.*?)\s*$")
+_AP_HANDLER = re.compile(r"""proxy:(unix:[^|"\s]+|fcgi://[^"\s]+)""", re.I)  # SetHandler "proxy:unix:...|fcgi://..."
+_AP_PROXY_TARGET = re.compile(r"""(unix:[^|"\s]+(?=\|)|fcgi://[^"\s]+)""", re.I)  # ProxyPass(Match) targets
+
+
+def parse_apache(files):
+    """Apache vhosts from config files ``[(path, text)]``: names, root, logs, PHP backend, timeouts."""
+    globals_ = {"Timeout": "60", "ProxyTimeout": None, "ErrorLog": None}
+    vhosts = []
+    for path, text in files:
+        current = None
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0] if not raw.strip().startswith("#") else ""
+            if not line.strip():
+                continue
+            m = _AP_VHOST_OPEN.match(line)
+            if m:
+                current = {"file": path, "address": m.group(1).strip(), "server_names": [], "document_root": None,
+                           "error_log": None, "access_log": None, "php_backends": [], "proxy_timeout": None,
+                           "timeout": None}
+                continue
+            if _AP_VHOST_CLOSE.match(line):
+                if current is not None:
+                    vhosts.append(current)
+                current = None
+                continue
+            m = _AP_DIRECTIVE.match(line)
+            if not m:
+                continue
+            name, value = m.group(1), m.group(2).strip().strip('"')
+            backends = (_AP_PROXY_TARGET if name in ("ProxyPassMatch", "ProxyPass") else _AP_HANDLER).findall(m.group(2))
+            if current is None:
+                if name in globals_:
+                    globals_[name] = value
+                continue
+            if name in ("ServerName", "ServerAlias"):
+                current["server_names"].extend(value.split())
+            elif name == "DocumentRoot":
+                current["document_root"] = value
+            elif name == "ErrorLog":
+                current["error_log"] = value
+            elif name == "CustomLog":
+                current["access_log"] = value.split()[0].strip('"')
+            elif name == "ProxyTimeout":
+                current["proxy_timeout"] = value
+            elif name == "Timeout":
+                current["timeout"] = value
+            if name in ("SetHandler", "ProxyPassMatch", "ProxyPass") and backends:
+                current["php_backends"].extend(_apache_backend(b) for b in backends)
+    for vh in vhosts:
+        vh["php_backends"] = sorted(set(vh["php_backends"]))
+        timeout = vh["proxy_timeout"] or globals_["ProxyTimeout"] or vh["timeout"] or globals_["Timeout"]
+        try:
+            vh["effective_proxy_timeout"] = float(timeout)
+        except (TypeError, ValueError):
+            vh["effective_proxy_timeout"] = None
+    return {"vhosts": vhosts, "global": globals_}
+
+
+def _apache_backend(raw):
+    """``unix:/run/php/php8.2-fpm.sock`` or ``fcgi://127.0.0.1:9000/var/www/$1`` -> the address only."""
+    if raw.lower().startswith("unix:"):
+        return "unix:" + raw[5:]
+    m = re.match(r"fcgi://([^/]+)", raw, re.I)
+    return m.group(1) if m else raw
+
+
+def expand_apache_vars(value, envvars):
+    """``${APACHE_LOG_DIR}/error.log`` with Debian's envvars -> ``/var/log/apache2/error.log``."""
+    if not value:
+        return value
+    return re.sub(r"\$\{(\w+)\}", lambda m: envvars.get(m.group(1), m.group(0)), value)
+
+
+def parse_envvars(text):
+    """Debian's /etc/apache2/envvars: ``export APACHE_LOG_DIR=/var/log/apache2$SUFFIX``."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^\s*export\s+(\w+)=(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip().strip('"').replace("$SUFFIX", "")
+    return out

@@ -1,0 +1,113 @@
+"""wp502_frontend: nginx -T dumps and Apache vhosts, as the front-end really runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import wp502_frontend as fe
+
+CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "config"
+
+
+def test_lab_nginx_dump():
+    parsed = fe.parse_nginx((CONFIG / "nginx-T-lab.txt").read_text())
+    assert parsed["errors"] == []
+    (srv,) = parsed["servers"]
+    assert srv["server_names"] == ["_"]
+    assert srv["root"] == "/var/www/wordpress"
+    assert srv["fastcgi_pass"] == ["unix:/run/php/php8.2-fpm.sock"]
+    assert srv["fastcgi_read_timeout"] == 15  # the .php location's, not the status page's default
+    assert (srv["error_log"], srv["access_log"]) == ("/var/log/nginx/error.log", "/var/log/nginx/access.log")
+
+
+MULTI = """# configuration file /etc/nginx/nginx.conf:
+user www-data;
+error_log /var/log/nginx/main-error.log warn;
+http {
+    fastcgi_read_timeout 300;
+    upstream php {
+        server unix:/var/run/php/php7.4-fpm.sock;
+        server 127.0.0.1:9000 backup;
+    }
+    include /etc/nginx/conf.d/*.conf;
+    include sites-enabled/*;
+}
+
+# configuration file /etc/nginx/conf.d/timeouts.conf:
+fastcgi_buffer_size 32k;
+
+# configuration file /etc/nginx/sites-enabled/shop:
+server {
+    listen 443 ssl http2;
+    server_name shop.example.com www.shop.example.com;  # shop
+    root "/srv/shop/public";
+    location ~ \\.php$ {
+        fastcgi_pass php;
+        fastcgi_read_timeout 2m;
+    }
+}
+
+# configuration file /etc/nginx/sites-enabled/blog:
+server {
+    listen 80;
+    server_name blog.example.com;
+    root /srv/blog;
+    error_log /var/log/nginx/blog.error.log;
+    location / { try_files $uri $uri/ /index.php?$args; }
+    location ~ [^/]\\.php(/|$) { fastcgi_pass 127.0.0.1:9074; }
+}
+"""
+
+
+def test_includes_upstream_groups_inheritance_and_quotes():
+    parsed = fe.parse_nginx(MULTI)
+    shop, blog = parsed["servers"]
+    assert shop["server_names"] == ["shop.example.com", "www.shop.example.com"]
+    assert shop["root"] == "/srv/shop/public"
+    assert shop["fastcgi_pass"] == ["127.0.0.1:9000", "unix:/var/run/php/php7.4-fpm.sock"]
+    assert shop["fastcgi_read_timeout"] == 120
+    assert shop["fastcgi_buffer_size"] == "32k"
+    assert shop["error_log"] == "/var/log/nginx/main-error.log"  # inherited from the main context
+    assert blog["fastcgi_pass"] == ["127.0.0.1:9074"]
+    assert blog["fastcgi_read_timeout"] == 300  # http level
+    assert blog["error_log"] == "/var/log/nginx/blog.error.log"
+    assert parsed["upstreams"]["php"] == ["unix:/var/run/php/php7.4-fpm.sock", "127.0.0.1:9000"]
+
+
+def test_not_a_dump():
+    assert fe.parse_nginx("server { }")["errors"]
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("60", 60), ("60s", 60), ("2m", 120), ("500ms", 0.5), ("x", None)])
+def test_nginx_time(value, seconds):
+    assert fe.nginx_time(value) == seconds
+
+
+def test_lab_apache_vhost_with_debian_envvars():
+    envvars = fe.parse_envvars((CONFIG / "apache-envvars.txt").read_text())
+    assert envvars["APACHE_LOG_DIR"] == "/var/log/apache2"
+    parsed = fe.parse_apache([("wordpress.conf", (CONFIG / "apache-wordpress.conf").read_text())])
+    (vh,) = parsed["vhosts"]
+    assert vh["document_root"] == "/var/www/wordpress"
+    assert vh["php_backends"] == ["unix:/run/php/php8.2-fpm.sock"]
+    assert vh["effective_proxy_timeout"] == 15.0
+    assert fe.expand_apache_vars(vh["error_log"], envvars) == "/var/log/apache2/error.log"
+
+
+def test_apache_proxypassmatch_and_global_timeout():
+    conf = """Timeout 300
+<VirtualHost *:443>
+    ServerName www.example.com
+    ServerAlias example.com
+    DocumentRoot "/var/www/example"
+    # ProxyPassMatch ^/(.*\\.php)$ fcgi://127.0.0.1:9999/var/www/example/$1
+    ProxyPassMatch ^/(.*\\.php(/.*)?)$ fcgi://127.0.0.1:9000/var/www/example/$1
+    CustomLog "/var/log/httpd/example-access.log" combined
+</VirtualHost>
+"""
+    (vh,) = fe.parse_apache([("example.conf", conf)])["vhosts"]
+    assert vh["server_names"] == ["www.example.com", "example.com"]
+    assert vh["php_backends"] == ["127.0.0.1:9000"]
+    assert vh["effective_proxy_timeout"] == 300.0
+    assert vh["access_log"] == "/var/log/httpd/example-access.log"
