@@ -1,6 +1,7 @@
 """Shared helpers for wp502's tests."""
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -28,3 +29,6 @@ class _ModuleUtilsAlias:
 
 
 sys.meta_path.insert(0, _ModuleUtilsAlias())
+
+# ansible-runner and the lab tests run ansible-playbook from the same environment as pytest.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")

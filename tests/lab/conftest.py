@@ -29,7 +29,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def lab_images():
-    """Build (or reuse) both target images once per session."""
+    """Build (or reuse) both target images once per session; remove test targets an aborted run left."""
+    leftovers = labctl.fleet_containers(PREFIX)
+    if leftovers:
+        labctl.docker("rm", "-f", *leftovers)
     return labctl.build()
 
 
@@ -48,6 +51,8 @@ class Target:
         self.http_port = spec["http_port"]
         self.frontend = spec["frontend"]
         self.host = testinfra.get_host(f"docker://{self.container}")
+        tmp = tmp / f"inventory-{self.name}"  # each target its own inventory, when a test has several
+        tmp.mkdir()
         self.inventory = tmp / "hosts.yml"
         hosts = {self.name: {
             "ansible_host": labctl.LOOPBACK, "ansible_port": spec["ssh_port"],
@@ -81,13 +86,13 @@ def _start(frontend: str, key: Path, tmp: Path) -> Target:
     slot = next(_slot)
     spec = {"name": f"t{slot}", "container": f"{PREFIX}-{os.getpid()}-{slot}", "frontend": frontend,
             "http_port": HTTP_BASE + slot, "ssh_port": SSH_BASE + slot}
-    labctl.start_target(spec, PREFIX, key.with_suffix(".pub").read_text())
     try:
+        labctl.start_target(spec, PREFIX, key.with_suffix(".pub").read_text())
         labctl.wait_ready(spec)
+        return Target(spec, key, tmp)
     except Exception:
         labctl.docker("rm", "-f", spec["container"], check=False)
         raise
-    return Target(spec, key, tmp)
 
 
 def _fresh_target(frontend, ssh_key, tmp_path, request):

@@ -1,0 +1,191 @@
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+"""Filters that turn per-host wp502 evidence into a fleet summary, a Markdown page and a
+self-contained HTML page (inline SVG charts, no external assets). Controller side."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+
+_STATUS_LABEL = {"ok": "audited", "unreachable": "unreachable", "failed": "audit failed", "no_fpm": "no PHP-FPM",
+                 "no_wordpress": "no WordPress"}
+
+
+def _host_row(host, result, state):
+    if state in ("unreachable", "failed") or not result:
+        return {"host": host, "status": state or "unreachable", "top_cause": None, "confidence": None}
+    verdict = result.get("verdict") or [{}]
+    top = verdict[0]
+    fpm = result.get("fpm") or {}
+    status = "ok"
+    if not fpm.get("pools"):
+        status = "no_fpm"
+    elif not result.get("wordpress"):
+        status = "no_wordpress"
+    origin = (result.get("http") or {}).get("origin") or {}
+    logs = result.get("logs") or {}
+    pools = []
+    for p in fpm.get("pools") or []:
+        rec = p.get("recommendation") or {}
+        pools.append({"name": p.get("name"), "workers": p.get("workers"), "max_children": p.get("pm.max_children"),
+                      "rss_p95": p.get("rss_p95"), "recommended": rec.get("pm.max_children"),
+                      "available": (rec.get("basis") or {}).get("available_bytes")})
+    return {
+        "host": host, "status": status, "top_cause": top.get("cause"), "confidence": top.get("confidence"),
+        "slug": top.get("slug"), "evidence": (top.get("evidence") or [""])[0], "rungs": top.get("rungs") or [],
+        "next_step": top.get("next_step"), "causes": [c.get("cause") for c in verdict],
+        "origin": dict((k, (v or {}).get("status")) for k, v in origin.items()),
+        "signatures": dict((k, v.get("count", 0)) for k, v in (logs.get("signatures") or {}).items() if v.get("count")),
+        "suspects": ["%s:%s" % (s.get("type"), s.get("slug")) for s in (logs.get("suspects") or [])[:5]],
+        "by_hour": (result.get("peak_hours") or {}).get("by_hour") or {},
+        "frontend": (result.get("frontend") or {}).get("kind"), "pools": pools,
+        "errors": len(result.get("errors") or []),
+    }
+
+
+def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
+    """Summary of an audit: one row per host (audited or not), causes across the fleet, and the hosts
+    that share a cause, a signature or a suspect plugin."""
+    unreachable = set(unreachable or [])
+    failed = set(failed or [])
+    rows = []
+    for host in hosts:
+        hv = hostvars.get(host, {})
+        result = hv.get("wp502_evidence_result") if hasattr(hv, "get") else None
+        state = "unreachable" if host in unreachable else "failed" if host in failed or not result else None
+        rows.append(_host_row(host, result, state))
+    causes = Counter(r["top_cause"] for r in rows if r["top_cause"])
+    by_cause, by_signature, by_suspect = {}, {}, {}
+    for r in rows:
+        if r["top_cause"]:
+            by_cause.setdefault(r["top_cause"] + (":" + r["slug"] if r.get("slug") else ""), []).append(r["host"])
+        for sig in r.get("signatures") or {}:
+            by_signature.setdefault(sig, []).append(r["host"])
+        for sus in r.get("suspects") or []:
+            by_suspect.setdefault(sus, []).append(r["host"])
+    statuses = Counter(r["status"] for r in rows)
+    return {
+        "hosts": len(rows), "rows": rows, "statuses": dict(statuses), "causes": dict(causes.most_common()),
+        "shared": {
+            "cause": dict((k, v) for k, v in by_cause.items() if len(v) > 1),
+            "signature": dict((k, v) for k, v in by_signature.items() if len(v) > 1),
+            "suspect": dict((k, v) for k, v in by_suspect.items() if len(v) > 1),
+        },
+        "unhealthy": sorted(r["host"] for r in rows if r["top_cause"] not in (None, "healthy")),
+    }
+
+
+def _mib(value):
+    return "%d MiB" % (value // (1024 * 1024)) if value else "-"
+
+
+def wp502_report_markdown(summary, title="wp502 fleet audit", when=""):
+    lines = ["# %s" % title, ""]
+    if when:
+        lines += ["%s. %d hosts: %s." % (when, summary["hosts"], ", ".join(
+            "%d %s" % (n, _STATUS_LABEL.get(s, s)) for s, n in sorted(summary["statuses"].items()))), ""]
+    lines += ["| host | status | top cause | confidence | evidence | origin / , /wp-login.php | next |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in summary["rows"]:
+        cause = (r.get("top_cause") or "-") + (" (%s)" % r["slug"] if r.get("slug") else "")
+        origin = ", ".join(str(v) for v in (r.get("origin") or {}).values()) or "-"
+        nxt = ", ".join(r.get("rungs") or []) or (r.get("next_step") or "-")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            r["host"], _STATUS_LABEL.get(r["status"], r["status"]), cause,
+            r["confidence"] if r.get("confidence") is not None else "-",
+            (r.get("evidence") or "-").replace("|", "\\|")[:160], origin, nxt.replace("|", "\\|")[:160]))
+    lines += ["", "## Causes across the fleet", ""]
+    lines += ["- %s: %d" % (c, n) for c, n in summary["causes"].items()] or ["- none"]
+    for kind in ("cause", "suspect", "signature"):
+        shared = summary["shared"][kind]
+        if shared:
+            lines += ["", "## Hosts sharing a %s" % kind, ""]
+            lines += ["- %s: %s" % (k, ", ".join(v)) for k, v in sorted(shared.items())]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;width:100%}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+.healthy{color:#17803d}.bad{color:#b42318;font-weight:600}.muted{color:#888}h2{margin-top:28px}
+.chart{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}.chart text{font-size:11px}"""
+
+
+def _bars(values, width=360, height=120, color="#b42318", labels=None, title=""):
+    """A small inline SVG bar chart of (label, value) pairs."""
+    items = list(values)
+    if not items:
+        return '<svg class="chart" width="%d" height="30" role="img"><text x="0" y="20">%s: none</text></svg>' % (
+            width, html.escape(title))
+    top = max(v for _, v in items) or 1
+    bar = max(2, (width - 40) // len(items))
+    parts = ['<svg class="chart" width="%d" height="%d" role="img" aria-label="%s">' % (width, height + 30, html.escape(title)),
+             '<text x="0" y="12">%s</text>' % html.escape(title)]
+    for i, (label, value) in enumerate(items):
+        h = int((height - 20) * value / top)
+        x = 30 + i * bar
+        parts.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s</title></rect>' % (
+            x, height - h, max(1, bar - 2), h, color, html.escape(str(label)), value))
+    parts.append('<text x="0" y="%d">%s</text>' % (height + 4, top))
+    if labels:
+        parts.append('<text x="30" y="%d">%s</text><text x="%d" y="%d" text-anchor="end">%s</text>' % (
+            height + 20, html.escape(labels[0]), width - 4, height + 20, html.escape(labels[1])))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def wp502_report_html(summary, title="wp502 fleet audit", when=""):
+    esc = html.escape
+    out = ["<!doctype html><html lang=en><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body>" % (
+        esc(title), _CSS), "<h1>%s</h1>" % esc(title)]
+    if when:
+        out.append('<p class="muted">%s &middot; %d hosts &middot; %s</p>' % (esc(when), summary["hosts"], esc(", ".join(
+            "%d %s" % (n, _STATUS_LABEL.get(s, s)) for s, n in sorted(summary["statuses"].items())))))
+    out.append('<table id="verdicts"><thead><tr><th>host</th><th>status</th><th>top cause</th><th>confidence</th>'
+               "<th>evidence</th><th>origin</th><th>ladder / next step</th></tr></thead><tbody>")
+    for r in summary["rows"]:
+        cls = "healthy" if r.get("top_cause") == "healthy" else "bad" if r.get("top_cause") else "muted"
+        cause = (r.get("top_cause") or "-") + (" (%s)" % r["slug"] if r.get("slug") else "")
+        out.append('<tr data-host="%s"><td>%s</td><td>%s</td><td class="%s">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+            esc(r["host"]), esc(r["host"]), esc(_STATUS_LABEL.get(r["status"], r["status"])), cls, esc(cause),
+            "" if r.get("confidence") is None else r["confidence"], esc((r.get("evidence") or "")[:300]),
+            esc(", ".join("%s %s" % (k, v) for k, v in (r.get("origin") or {}).items())),
+            esc(", ".join(r.get("rungs") or []) or (r.get("next_step") or ""))))
+    out.append("</tbody></table>")
+    out.append('<h2>Causes across the fleet</h2><div id="causes">%s</div>' % _bars(
+        list(summary["causes"].items()), color="#445", title="hosts per top cause"))
+    out.append('<h2>502/503/504 per hour</h2><div id="per-hour">')
+    for r in summary["rows"]:
+        hours = sorted((r.get("by_hour") or {}).items())[-48:]
+        out.append(_bars(hours, title=r["host"], labels=(hours[0][0], hours[-1][0]) if hours else None))
+    out.append('</div><h2>Worker memory against pool limits</h2><div id="memory">')
+    for r in summary["rows"]:
+        for p in r.get("pools") or []:
+            used = (p.get("workers") or 0) * (p.get("rss_p95") or 0)
+            limit = (p.get("max_children") or 0) * (p.get("rss_p95") or 0)
+            out.append(_bars([("workers now", used // 1048576), ("pm.max_children", limit // 1048576),
+                              ("RAM for PHP", (p.get("available") or 0) // 1048576)], width=260, color="#1f6feb",
+                             title="%s / %s: %s workers of %s, p95 %s, recommended %s" % (
+                                 r["host"], p.get("name"), p.get("workers"), p.get("max_children"), _mib(p.get("rss_p95")),
+                                 p.get("recommended") or "-")))
+    out.append("</div>")
+    for kind in ("cause", "suspect", "signature"):
+        shared = summary["shared"][kind]
+        if shared:
+            out.append("<h2>Hosts sharing a %s</h2><ul>" % kind)
+            out += ["<li>%s: %s</li>" % (esc(k), esc(", ".join(v))) for k, v in sorted(shared.items())]
+            out.append("</ul>")
+    # The data behind the page, for tools; "</" is escaped so no string can close the script element.
+    out.append('<script type="application/json" id="summary">%s</script></body></html>' % json.dumps(summary).replace(
+        "</", "<\\/"))
+    return "".join(out)
+
+
+class FilterModule:
+    """wp502 report filters."""
+
+    def filters(self):
+        return {"wp502_fleet_summary": wp502_fleet_summary, "wp502_report_markdown": wp502_report_markdown,
+                "wp502_report_html": wp502_report_html}

@@ -1,0 +1,94 @@
+"""The fleet report filters: summary, Markdown and the self-contained HTML page."""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "filter"))
+import wp502_report as rep
+
+
+def evidence(cause, slug=None, pools=True, wordpress=True, by_hour=None):
+    top = {"cause": cause, "confidence": 0.9, "evidence": ["why " + cause], "rungs": ["plugins"]}
+    if slug:
+        top["slug"] = slug
+    return {
+        "verdict": [top], "top_cause": cause,
+        "fpm": {"pools": [{"name": "www", "workers": 5, "pm.max_children": 5, "rss_p95": 80 << 20,
+                           "recommendation": {"pm.max_children": 30, "basis": {"available_bytes": 3 << 30}}}] if pools else []},
+        "wordpress": [{"path": "/var/www/wordpress"}] if wordpress else [],
+        "http": {"origin": {"/": {"status": 502}, "/wp-login.php": {"status": 502}}},
+        "logs": {"signatures": {"connect_unavailable": {"count": 12}, "max_children": {"count": 0}},
+                 "suspects": [{"type": "plugin", "slug": slug or "x", "count": 3}]},
+        "peak_hours": {"by_hour": by_hour or {"2026-11-23T20": 7, "2026-11-23T21": 3}},
+        "frontend": {"kind": "nginx"},
+    }
+
+
+HOSTVARS = {
+    "web1": {"wp502_evidence_result": evidence("slow_plugin", "heavy-analytics")},
+    "web2": {"wp502_evidence_result": evidence("slow_plugin", "heavy-analytics")},
+    "web3": {"wp502_evidence_result": evidence("healthy", pools=False)},
+    "web4": {"wp502_evidence_result": evidence("healthy", wordpress=False)},
+    "web5": {},
+    "web6": {"wp502_evidence_failed": "boom"},
+}
+
+
+def summary():
+    return rep.wp502_fleet_summary(HOSTVARS, list(HOSTVARS), unreachable=["web5"], failed=["web6"])
+
+
+def test_summary_lists_every_host_and_groups_what_they_share():
+    s = summary()
+    assert s["hosts"] == 6
+    assert s["statuses"] == {"ok": 2, "no_fpm": 1, "no_wordpress": 1, "unreachable": 1, "failed": 1}
+    assert s["causes"] == {"slow_plugin": 2, "healthy": 2}
+    assert s["shared"]["cause"] == {"slow_plugin:heavy-analytics": ["web1", "web2"], "healthy": ["web3", "web4"]}
+    assert s["shared"]["suspect"]["plugin:heavy-analytics"] == ["web1", "web2"]
+    assert s["unhealthy"] == ["web1", "web2"]
+    assert [r["status"] for r in s["rows"]][4:] == ["unreachable", "failed"]
+
+
+def test_markdown_has_a_row_per_host():
+    md = rep.wp502_report_markdown(summary(), when="2026-11-23T23:00:00Z")
+    assert "| web1 | audited | slow_plugin (heavy-analytics) | 0.9 |" in md
+    assert "| web5 | unreachable | - |" in md
+    assert "## Hosts sharing a suspect" in md
+
+
+class _Collect(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.ids, self.srcs = [], set(), []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        for key in ("src", "href"):
+            if key in attrs:
+                self.srcs.append(attrs[key])
+
+
+def test_html_is_self_contained_with_charts_and_data():
+    page = rep.wp502_report_html(summary(), when="2026-11-23T23:00:00Z")
+    parser = _Collect()
+    parser.feed(page)
+    assert parser.srcs == []  # no external assets at all
+    assert {"verdicts", "causes", "per-hour", "memory", "summary"} <= parser.ids
+    assert parser.tags.count("svg") >= 5 and parser.tags.count("tr") == 7
+    data = json.loads(page.split('<script type="application/json" id="summary">')[1].split("</script>")[0])
+    assert data["hosts"] == 6
+
+
+def test_html_escapes_what_hosts_report():
+    hv = {"evil": {"wp502_evidence_result": evidence("bom", slug="<script>alert(1)</script>")}}
+    page = rep.wp502_report_html(rep.wp502_fleet_summary(hv, ["evil"]))
+    body = page.split('<script type="application/json"')[0]
+    assert "<script>alert" not in body and "&lt;script&gt;alert" in body
+    assert "</script>alert" not in page.split('id="summary">')[1].rsplit("</script>", 1)[0]
