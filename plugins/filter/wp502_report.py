@@ -110,28 +110,44 @@ def wp502_report_markdown(summary, title="wp502 fleet audit", when=""):
 _CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;width:100%}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
 .healthy{color:#17803d}.bad{color:#b42318;font-weight:600}.muted{color:#888}h2{margin-top:28px}
-.chart{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}.chart text{font-size:11px}"""
+.chart{display:inline-block;margin:8px 24px 8px 0;vertical-align:top}.chart text{font-size:11px}
+figcaption{font-size:12px;color:#444;margin-bottom:4px}"""
 
 
-def _bars(values, width=360, height=120, color="#b42318", labels=None, title=""):
-    """A small inline SVG bar chart of (label, value) pairs."""
-    items = list(values)
+def _hbars(items, unit="", color="#445", width=520):
+    """Labelled horizontal bars, as inline SVG: one row per (label, value)."""
+    items = [(str(k), v or 0) for k, v in items]
     if not items:
-        return '<svg class="chart" width="%d" height="30" role="img"><text x="0" y="20">%s: none</text></svg>' % (
-            width, html.escape(title))
+        return '<p class="muted">none</p>'
     top = max(v for _, v in items) or 1
-    bar = max(2, (width - 40) // len(items))
-    parts = ['<svg class="chart" width="%d" height="%d" role="img" aria-label="%s">' % (width, height + 30, html.escape(title)),
-             '<text x="0" y="12">%s</text>' % html.escape(title)]
+    row, label_w, bar_w = 22, 190, width - 190 - 90
+    parts = ['<svg class="chart" width="%d" height="%d" role="img">' % (width, row * len(items) + 4)]
     for i, (label, value) in enumerate(items):
-        h = int((height - 20) * value / top)
-        x = 30 + i * bar
+        y = i * row + 2
+        w = max(1, int(bar_w * value / top))
+        parts.append('<text x="0" y="%d">%s</text><rect x="%d" y="%d" width="%d" height="%d" fill="%s"></rect>'
+                     '<text x="%d" y="%d">%s%s</text>' % (y + 14, html.escape(label[:32]), label_w, y + 3, w, row - 8, color,
+                                                          label_w + w + 6, y + 14, value, unit))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _vbars(items, width=380, height=110, color="#b42318"):
+    """502s per hour: vertical bars over time, first and last hour labelled, the peak marked."""
+    items = list(items)
+    if not items:
+        return '<p class="muted">no 502/503/504 in the window</p>'
+    top = max(v for _, v in items) or 1
+    bar = max(3, min(24, (width - 40) // len(items)))
+    parts = ['<svg class="chart" width="%d" height="%d" role="img">' % (width, height + 24)]
+    for i, (label, value) in enumerate(items):
+        h = max(1, int((height - 14) * value / top))
         parts.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s</title></rect>' % (
-            x, height - h, max(1, bar - 2), h, color, html.escape(str(label)), value))
-    parts.append('<text x="0" y="%d">%s</text>' % (height + 4, top))
-    if labels:
-        parts.append('<text x="30" y="%d">%s</text><text x="%d" y="%d" text-anchor="end">%s</text>' % (
-            height + 20, html.escape(labels[0]), width - 4, height + 20, html.escape(labels[1])))
+            34 + i * bar, height - h, bar - 2, h, color, html.escape(label), value))
+    parts.append('<text x="0" y="12">%s</text><text x="0" y="%d">0</text>' % (top, height))
+    first, last = (items[0][0][5:].replace("T", " ") + "h"), (items[-1][0][5:].replace("T", " ") + "h")
+    span = first if len(items) == 1 else "%s to %s" % (first, last)
+    parts.append('<text x="34" y="%d">%s</text>' % (height + 18, html.escape(span)))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -154,22 +170,25 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
             esc(", ".join("%s %s" % (k, v) for k, v in (r.get("origin") or {}).items())),
             esc(", ".join(r.get("rungs") or []) or (r.get("next_step") or ""))))
     out.append("</tbody></table>")
-    out.append('<h2>Causes across the fleet</h2><div id="causes">%s</div>' % _bars(
-        list(summary["causes"].items()), color="#445", title="hosts per top cause"))
+    out.append('<h2>Causes across the fleet</h2><div id="causes">%s</div>' % _hbars(
+        [(c, n) for c, n in summary["causes"].items()], unit=" hosts"))
     out.append('<h2>502/503/504 per hour</h2><div id="per-hour">')
     for r in summary["rows"]:
         hours = sorted((r.get("by_hour") or {}).items())[-48:]
-        out.append(_bars(hours, title=r["host"], labels=(hours[0][0], hours[-1][0]) if hours else None))
+        out.append('<figure class="chart"><figcaption>%s: %d</figcaption>%s</figure>' % (
+            esc(r["host"]), sum(v for _, v in hours), _vbars(hours)))
     out.append('</div><h2>Worker memory against pool limits</h2><div id="memory">')
     for r in summary["rows"]:
         for p in r.get("pools") or []:
-            used = (p.get("workers") or 0) * (p.get("rss_p95") or 0)
-            limit = (p.get("max_children") or 0) * (p.get("rss_p95") or 0)
-            out.append(_bars([("workers now", used // 1048576), ("pm.max_children", limit // 1048576),
-                              ("RAM for PHP", (p.get("available") or 0) // 1048576)], width=260, color="#1f6feb",
-                             title="%s / %s: %s workers of %s, p95 %s, recommended %s" % (
-                                 r["host"], p.get("name"), p.get("workers"), p.get("max_children"), _mib(p.get("rss_p95")),
-                                 p.get("recommended") or "-")))
+            rss = p.get("rss_p95") or 0
+            out.append('<figure class="chart"><figcaption>%s, pool %s: %s of %s workers busy or idle, p95 %s, '
+                       'recommended pm.max_children %s</figcaption>%s</figure>' % (
+                           esc(r["host"]), esc(str(p.get("name"))), p.get("workers"), p.get("max_children"), _mib(rss),
+                           p.get("recommended") or "-", _hbars([
+                               ("workers now", (p.get("workers") or 0) * rss // 1048576),
+                               ("at pm.max_children", (p.get("max_children") or 0) * rss // 1048576),
+                               ("at the recommendation", (p.get("recommended") or 0) * rss // 1048576),
+                               ("RAM left for PHP", (p.get("available") or 0) // 1048576)], unit=" MiB", color="#1f6feb")))
     out.append("</div>")
     for kind in ("cause", "suspect", "signature"):
         shared = summary["shared"][kind]
