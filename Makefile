@@ -7,7 +7,7 @@ N ?= 3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit lint lab-test molecule bench clean
+.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit lint lab-test molecule bench bench-audit clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -69,3 +69,6 @@ clean: lab-down ## remove the lab and the virtualenv
 
 bench: venv ## benchmarks of wp502_log_scan against grep (writes docs/benchmarks.md; needs ~6 GB in .bench/)
 	$(BIN)/python bench/bench_logscan.py $(BENCH_ARGS)
+
+bench-audit: venv docker ## benchmark audit-502.yml on a 20-host lab fleet against ansible -m ping
+	$(BIN)/python bench/bench_audit.py $(BENCH_AUDIT_ARGS)

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 
-from ansible.module_utils.wp502_fpm import parse_fpm_config, pool_settings, recommend_pool, validate_pm
+from ansible.module_utils.wp502_fpm import fpm_status, parse_fpm_config, pool_settings, recommend_pool, timeout_chain, validate_pm
 from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx
 from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, workers_by_pool
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
@@ -186,6 +186,11 @@ class Collector:
                 self._error("fpm", err)
             service = "php%s-fpm" % version if version and conf_path.startswith("/etc/php/") else "php-fpm"
             versions.append({"version": version, "config": conf_path, "service": service})
+            ini = os.path.join(os.path.dirname(conf_path), "php.ini")
+            max_exec = None
+            if os.path.isfile(ini):
+                m_exec = re.search(r"^\s*max_execution_time\s*=\s*(\d+)", _safe_read(ini), re.M)
+                max_exec = int(m_exec.group(1)) if m_exec else None
             log = conf["global"].get("error_log")
             if log and not log.startswith("syslog"):
                 global_logs.append(log if log.startswith("/") else os.path.join("/var", log))
@@ -196,6 +201,11 @@ class Collector:
                 settings["pm_errors"] = validate_pm(settings)
                 listen = settings.get("listen") or ""
                 settings["socket_exists"] = self._listening(listen)
+                override = settings["php_admin"].get("php_admin_value[max_execution_time]") or \
+                    settings["php_admin"].get("php_value[max_execution_time]")
+                settings["max_execution_time"] = int(override) if override and str(override).isdigit() else max_exec
+                if settings["socket_exists"] and settings.get("pm.status_path"):
+                    settings["status"] = fpm_status(listen, settings["pm.status_path"], timeout=2.0)
                 pools.append(settings)
         services = self.unit_states(sorted(set(v["service"] for v in versions)))
         live = workers_by_pool(processes)
@@ -575,6 +585,7 @@ class Collector:
         mysql_rss = sum(p["rss"] or 0 for p in processes if p["kind"] == "mysqld")
         fpm = self.fpm(processes, mem, mysql_rss)
         front = self.frontend()
+        self.timeouts(fpm, front)
         sites = self.find_sites(front["servers"])
         wordpress, db = [], {}
         for site in sites:
@@ -620,6 +631,23 @@ class Collector:
         evidence.update({"verdict": verdict, "top_cause": verdict[0]["cause"], "errors": self.errors,
                          "collected_at": iso(self.now), "collect_seconds": round(time.time() - started, 3)})
         return evidence
+
+    @staticmethod
+    def timeouts(fpm, front):
+        """The timeout chain of each pool the active front-end uses: front-end read timeout, FPM
+        request_terminate_timeout, PHP max_execution_time, and where they disagree."""
+        def norm(addr):
+            addr = (addr or "").strip()
+            return "unix:" + addr if addr.startswith("/") else addr.replace("unix:", "unix:", 1)
+        for pool in fpm.get("pools", []):
+            listen = norm(pool.get("listen"))
+            served = [srv.get("read_timeout") for srv in front.get("servers", [])
+                      if srv["kind"] == front.get("kind") and listen in [norm(u) for u in srv.get("upstreams") or []]]
+            front_timeout = max([t for t in served if t] or [0]) or None
+            pool["timeout_chain"] = {"frontend": front_timeout, "request_terminate_timeout": pool.get("request_terminate_timeout"),
+                                     "max_execution_time": pool.get("max_execution_time"),
+                                     "flags": timeout_chain(front_timeout, pool.get("request_terminate_timeout"),
+                                                            pool.get("max_execution_time")) if served else []}
 
     def oom(self):
         lines = []

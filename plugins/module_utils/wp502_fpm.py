@@ -214,3 +214,97 @@ def recommend_pool(ram_bytes, worker_rss_p95, mysql_rss=0, os_reserve=None, othe
                     "other_pools_bytes": other_pools_bytes or 0, "available_bytes": max(0, available),
                     "worker_rss_p95": worker_rss_p95}
     return rec
+
+
+def _fcgi_record(rtype, content, request_id=1):
+    import struct
+
+    return struct.pack("!BBHHBx", 1, rtype, request_id, len(content), 0) + content
+
+
+def _fcgi_params(pairs):
+    import struct
+
+    out = b""
+    for key, value in pairs.items():
+        k, v = key.encode(), value.encode()
+        for length in (len(k), len(v)):
+            out += struct.pack("!B", length) if length < 128 else struct.pack("!I", length | 0x80000000)
+        out += k + v
+    return out
+
+
+def fpm_status(listen, status_path, timeout=2.0):
+    """Ask a pool for its status page over FastCGI (JSON), with a hard deadline.
+
+    Returns the parsed status, or ``{"error": ...}``: a saturated pool does not answer, which is
+    evidence too. ``listen`` is a socket path or host:port, as in the pool's config.
+    """
+    import json
+    import socket
+    import struct
+    import time
+
+    if not listen or not status_path:
+        return {"error": "no pm.status_path in the pool"}
+    deadline = time.time() + timeout
+    try:
+        if listen.startswith("/"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address = listen
+        else:
+            host, _, port = listen.rpartition(":")
+            sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET, socket.SOCK_STREAM)
+            wildcard = host.strip("[]") in ("", "0.0.0.0", "*")  # noqa: S104 - a wildcard listen is reached on loopback
+            address = ("127.0.0.1" if wildcard else host.strip("[]"), int(port))  # noqa: S104 - a wildcard listen is reached on loopback
+        sock.settimeout(timeout)
+        sock.connect(address)
+        params = {"SCRIPT_NAME": status_path, "SCRIPT_FILENAME": status_path, "REQUEST_URI": status_path + "?json",
+                  "QUERY_STRING": "json", "REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1",
+                  "GATEWAY_INTERFACE": "CGI/1.1", "REMOTE_ADDR": "127.0.0.1"}
+        sock.sendall(_fcgi_record(1, struct.pack("!HB5x", 1, 0)) + _fcgi_record(4, _fcgi_params(params))
+                     + _fcgi_record(4, b"") + _fcgi_record(5, b""))
+        data = b""
+        while time.time() < deadline:
+            sock.settimeout(max(0.05, deadline - time.time()))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > 1 << 20:
+                break
+        sock.close()
+    except (OSError, ValueError) as exc:
+        return {"error": "status page did not answer: %s" % exc}
+    stdout, pos = b"", 0
+    while pos + 8 <= len(data):
+        _, rtype, _, length, padding = struct.unpack("!BBHHB", data[pos:pos + 7])
+        body = data[pos + 8:pos + 8 + length]
+        if rtype == 6:
+            stdout += body
+        pos += 8 + length + padding
+    body = stdout.split(b"\r\n\r\n", 1)[-1]
+    try:
+        status = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return {"error": "status page answered something else than JSON (is pm.status_path right?)"}
+    keep = ("pool", "process manager", "accepted conn", "listen queue", "max listen queue", "listen queue len",
+            "idle processes", "active processes", "total processes", "max active processes", "max children reached",
+            "slow requests")
+    return dict((k.replace(" ", "_"), status.get(k)) for k in keep if k in status)
+
+
+def timeout_chain(frontend_timeout, terminate_timeout, max_execution_time):
+    """Flags where the front-end, FPM and PHP disagree about how long a request may take (seconds; 0 = never)."""
+    flags = []
+    php_limit = [t for t in (terminate_timeout, max_execution_time) if t]
+    if not php_limit:
+        flags.append("neither request_terminate_timeout nor max_execution_time limits PHP: a stuck request holds its "
+                     "worker forever")
+    elif frontend_timeout and min(php_limit) > frontend_timeout:
+        flags.append("the front-end gives up after %ss (504) while PHP may run %ss: the worker stays busy after the "
+                     "visitor is gone" % (int(frontend_timeout), int(min(php_limit))))
+    if terminate_timeout and max_execution_time and terminate_timeout < max_execution_time:
+        flags.append("request_terminate_timeout (%ss) kills workers before max_execution_time (%ss): a 502 instead of a "
+                     "PHP error" % (terminate_timeout, max_execution_time))
+    return flags

@@ -170,7 +170,9 @@ def diagnose(ev):
     suspects = [s for s in (logs.get("suspects") or []) if s.get("type") in ("plugin", "mu-plugin", "theme")]
     slow_suspects = [s for s in suspects if (s.get("sources") or {}).get("slowlog") or
                      (s.get("sources") or {}).get("terminate_timeout")]
-    saturated = max_children or unavailable or full_pools or _count(logs, "seems_busy")
+    reached = [p["name"] for p in pools if ((p.get("status") or {}).get("max_children_reached") or 0) > 0]
+    chain_flags = [f for p in pools for f in ((p.get("timeout_chain") or {}).get("flags") or [])]
+    saturated = max_children or unavailable or full_pools or _count(logs, "seems_busy") or reached
     timeouts = _count(logs, "upstream_timeout") + _count(logs, "terminate_timeout")
     slow_db = (db.get("slow_queries") or 0) + len(db.get("long_running") or [])
     functions = logs.get("slow_functions") or {}
@@ -184,7 +186,9 @@ def diagnose(ev):
             evidence.append("%d connections refused for a full listen backlog (EAGAIN)" % unavailable)
         if full_pools:
             evidence.append("pools at their limit now: %s" % ", ".join(full_pools))
-        _add(causes, "pool_saturated", 0.7, evidence + _samples(logs, "max_children", 1))
+        if reached:
+            evidence.append("the status page counts max children reached in: %s" % ", ".join(reached))
+        _add(causes, "pool_saturated", 0.7, evidence + _samples(logs, "max_children", 1) + chain_flags)
     top = slow_suspects[0] if slow_suspects else None
     if top and not db_bound:
         share = float(top["count"]) / max(1, sum(s["count"] for s in slow_suspects))
@@ -208,7 +212,7 @@ def diagnose(ev):
         extra = {"slug": top["slug"], "type": top["type"]} if top and not db_bound else {}
         _add(causes, "upstream_timeout", 0.6 if db_bound else 0.8,
              ["%d requests timed out waiting for PHP" % timeouts] + _samples(logs, "upstream_timeout", 1) +
-             (["%s %s is in the slow stacks" % (top["type"], top["slug"])] if extra else []), **extra)
+             (["%s %s is in the slow stacks" % (top["type"], top["slug"])] if extra else []) + chain_flags, **extra)
 
     # Workers dying on a signal: a crashing extension or plugin.
     signals = logs.get("child_signals") or {}

@@ -16,9 +16,11 @@ description:
   - "PHP-FPM: installed versions and their services (systemd state, main PID), pools parsed from the real
     configuration (includes, C($pool)), listen addresses and whether they exist, pm limits, timeouts, slowlog,
     live workers per pool with average and p95 RSS read from /proc (so it works when the pool is saturated),
-    and a recommended C(pm.max_children) from RAM, MySQL's RSS and the p95 worker size."
+    the pool's status page over FastCGI when it answers within 2 seconds, and a recommended C(pm.max_children)
+    from RAM, MySQL's RSS and the p95 worker size."
   - "Front-end: nginx servers from C(nginx -T) or Apache vhosts from its configuration: names, root, logs, the
-    address PHP is passed to (compared with what FPM listens on), and the read timeout."
+    address PHP is passed to (compared with what FPM listens on), and the timeout chain: the front-end's read
+    timeout against FPM's C(request_terminate_timeout) and PHP's C(max_execution_time), flagged when they disagree."
   - "WordPress, for each site whose root holds a wp-config.php: its settings read without running PHP (the
     database password is used for the database queries and never returned), plugins and their versions,
     active plugins, mu-plugins, themes, PHP files starting with a UTF-8 BOM or whitespace, files changed

@@ -135,3 +135,15 @@ def test_recommended_settings_are_always_accepted_by_fpm(ram_mib, p95_mib, mysql
 def test_recommend_pool_needs_measurements():
     with pytest.raises(ValueError, match="p95 worker RSS"):
         fpm.recommend_pool(4096 * MIB, 0)
+
+
+def test_timeout_chain_flags():
+    assert fpm.timeout_chain(60, 0, 30) == []
+    assert "holds its worker forever" in fpm.timeout_chain(60, 0, 0)[0]
+    assert "gives up after 15s (504) while PHP may run 30s" in fpm.timeout_chain(15, 0, 30)[0]
+    assert "a 502 instead of a PHP error" in fpm.timeout_chain(120, 20, 60)[-1]
+
+
+def test_status_page_of_a_pool_that_does_not_answer(tmp_path):
+    assert "did not answer" in fpm.fpm_status(str(tmp_path / "no.sock"), "/status", timeout=0.5)["error"]
+    assert fpm.fpm_status(str(tmp_path / "no.sock"), None) == {"error": "no pm.status_path in the pool"}

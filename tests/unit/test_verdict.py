@@ -114,3 +114,12 @@ def test_an_origin_that_does_not_answer_in_time_is_a_timeout():
     assert top["cause"] == "upstream_timeout"
     slow_200 = {"status": 200, "elapsed": 8.2}
     assert v.origin_ok({"origin": {"/": slow_200}}) is False
+
+
+def test_status_page_and_timeout_chain_feed_the_saturation_evidence():
+    pool = {**POOL, "status": {"max_children_reached": 3},
+            "timeout_chain": {"flags": ["the front-end gives up after 15s (504) while PHP may run 30s"]}}
+    causes = v.diagnose({"http": ORIGIN_DOWN, "fpm": {**FPM_UP, "pools": [pool]}, "frontend": NGINX, "logs": sigs()})
+    sat = next(c for c in causes if c["cause"] == "pool_saturated")
+    assert any("max children reached in: www" in e for e in sat["evidence"])
+    assert any("gives up after 15s" in e for e in sat["evidence"])
