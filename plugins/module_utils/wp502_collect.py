@@ -107,7 +107,7 @@ def peak_hours(lines_bytes, since=None):
 
 
 class Collector:
-    """One host's evidence. ``run`` executes argv lists; ``exists``/``read`` can be swapped for tests."""
+    """One host's evidence. ``run(argv, env=None, timeout=None)`` runs commands (AnsibleModule.run_command)."""
 
     def __init__(self, run, since_epoch, now=None, probe_timeout=10.0, scan_files=True, recent_days=7,
                  max_php_files=20000, os_reserve=None, db=True, probe=True, sites=None, extra_logs=None):
@@ -603,13 +603,8 @@ class Collector:
         http = {}
         if self.probe_enabled:
             site = sites[0] if sites else {"host": None, "listen": []}
-            port = 80
-            for listen in site.get("listen") or []:
-                m = re.search(r"(\d+)$", listen)
-                if m and "ssl" not in listen:
-                    port = int(m.group(1))
-                    break
-            http["origin"] = self.probe(site.get("host"), port=port)
+            port, scheme = origin_endpoint(site.get("listen") or [])
+            http["origin"] = self.probe(site.get("host"), port=port, scheme=scheme)
             public = next((s.get("url") for s in sites if s.get("url")), None)
             if public:
                 http["public"] = self.probe(None, url=public)
@@ -661,6 +656,23 @@ class Collector:
             if rc == 0:
                 lines = out.splitlines()
         return oom_kills(lines)
+
+
+def origin_endpoint(listens):
+    """Port and scheme to probe the origin on, from a server's listen directives: the first plain-HTTP
+    port, else the first TLS one (over https), else 80. ``*:80`` (Apache) and ``[::]:8080`` work too."""
+    plain, tls = [], []
+    for listen in listens:
+        words = str(listen).split()
+        m = re.search(r"(?:^|:)(\d+)$", words[0]) if words else None
+        if not m:
+            continue
+        (tls if "ssl" in words[1:] or "quic" in words[1:] or m.group(1) == "443" else plain).append(int(m.group(1)))
+    if plain:
+        return plain[0], "http"
+    if tls:
+        return tls[0], "https"
+    return 80, "http"
 
 
 def split_loaded(site, active_plugins, active_themes):

@@ -162,7 +162,7 @@ def _nginx_server(children, http_settings, upstreams):
             if name == "server_name":
                 server["server_names"].extend(args)
             elif name == "listen" and args:
-                server["listen"].append(args[0])
+                server["listen"].append(" ".join(args))  # "443 ssl http2", "[::]:80 default_server"
             elif name in INHERITED:
                 settings[name] = args
             elif name == "fastcgi_pass" and args:

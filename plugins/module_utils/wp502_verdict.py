@@ -80,11 +80,12 @@ def _samples(logs, name, n=2):
 
 
 def origin_ok(http):
-    """True when every origin probe answered 200 in time, False when one did not, None without probes."""
+    """True when every origin probe got an answer (2xx or a redirect, such as http -> https or to the
+    canonical host) in time, False when one did not, None without probes."""
     origin = (http or {}).get("origin") or {}
     if not origin:
         return None
-    return all((p or {}).get("status") == 200 and ((p or {}).get("elapsed") or 0) < SLOW_PROBE_SECONDS
+    return all(200 <= ((p or {}).get("status") or 0) < 400 and ((p or {}).get("elapsed") or 0) < SLOW_PROBE_SECONDS
                for p in origin.values())
 
 
@@ -97,7 +98,7 @@ def _timed_out(probe):
 
 def _public_failed(http):
     public = (http or {}).get("public") or {}
-    return bool(public) and any((p or {}).get("status") not in (200, 301, 302, 304) for p in public.values())
+    return bool(public) and any(not 200 <= ((p or {}).get("status") or 0) < 400 for p in public.values())
 
 
 def _norm_addr(addr):

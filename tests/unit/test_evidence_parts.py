@@ -79,3 +79,15 @@ def test_only_loaded_files_count_as_bom_causes():
 def test_normalize_query():
     assert ev.normalize_query("SELECT * FROM t WHERE a = 'x''s' AND b = 42\n  LIMIT 10") == \
         "SELECT * FROM t WHERE a = SS AND b = N LIMIT N"
+
+
+@pytest.mark.parametrize(("listens", "endpoint"), [
+    (["80", "[::]:80"], (80, "http")),
+    (["443 ssl http2", "[::]:443 ssl"], (443, "https")),
+    (["443 ssl", "8080"], (8080, "http")),
+    (["*:80"], (80, "http")),
+    (["127.0.0.1:8081 default_server"], (8081, "http")),
+    ([], (80, "http")),
+])
+def test_origin_endpoint(listens, endpoint):
+    assert ev.origin_endpoint(listens) == endpoint

@@ -123,3 +123,9 @@ def test_status_page_and_timeout_chain_feed_the_saturation_evidence():
     sat = next(c for c in causes if c["cause"] == "pool_saturated")
     assert any("max children reached in: www" in e for e in sat["evidence"])
     assert any("gives up after 15s" in e for e in sat["evidence"])
+
+
+def test_a_redirect_at_the_origin_is_an_answer():
+    # http -> https, or to the canonical host: the origin is up
+    assert v.origin_ok({"origin": {"/": {"status": 301, "elapsed": 0.05}, "/wp-login.php": {"status": 200, "elapsed": 0.1}}})
+    assert v.diagnose({"http": {"origin": {"/": {"status": 301}}}, "fpm": FPM_UP, "frontend": NGINX})[0]["cause"] == "healthy"
