@@ -109,7 +109,7 @@ _NGINX = (
     ("too_big_header", re.compile(r"upstream sent too big header")),
     ("invalid_header", re.compile(
         r"upstream sent (?:invalid header|invalid status|unsupported FastCGI protocol version|invalid FastCGI record type"
-        r"|unexpected FastCGI record type|invalid chunked response)")),
+        r"|unexpected FastCGI record|invalid chunked response|no valid HTTP/1\.0 header|duplicate header line)")),
     ("premature_close", re.compile(
         r"upstream prematurely closed"
         r"|\((?:104|54): Connection reset by peer\) while (?:reading response header from|reading|sending request to) upstream"

@@ -89,6 +89,11 @@ ODD = [
      "/var/lib/nginx/fastcgi/1/00/0000000001 while reading upstream, client: 1.2.3.4"),
     ("none", "[23-Nov-2026 21:40:58] NOTICE: [pool www] child 170 started"),
     ("none", "[23-Nov-2026 21:40:58] WARNING: [pool www] child 170 exited with code 0 after 3.1 seconds from start"),
+    ("invalid_header", "2026/11/23 21:42:05 [error] 3384#0: *101 upstream sent unexpected FastCGI record: 3 while reading "
+     'response header from upstream, client: 127.0.0.1, server: localhost, request: "GET / HTTP/1.1", upstream: '
+     '"fastcgi://127.0.0.1:9000", host: "localhost:8000"'),
+    ("invalid_header", "2026/11/23 21:42:05 [error] 12#12: *7 upstream sent no valid HTTP/1.0 header while reading response "
+     'header from upstream, client: 1.2.3.4, server: a, request: "GET / HTTP/1.1", upstream: "http://127.0.0.1:8080/"'),
 ]
 
 
