@@ -1,0 +1,216 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: wp502_run
+short_description: Lock a host for an emergency run, guard against remediation storms, and roll a run back
+description:
+  - The host side of the emergency run's safety net, kept under O(state_dir) (default C(/var/lib/wp502)).
+  - C(state=locked) takes the host for O(run_id). A second run refuses with a clear message while the first is
+    alive; a lock whose heartbeat is older than O(stale_minutes) belongs to a dead run and is taken over (reported
+    in RV(recovered)). Storm control refuses a new run when the last one on this host ended less than
+    O(storm_minutes) ago, unless O(force).
+  - C(state=unlocked) releases the lock of O(run_id) and records when the run ended.
+  - C(state=rolled_back) undoes, latest first, every change the journal of O(run_id) (default the last run) still
+    holds in effect, file by file, byte for byte; values such as C(active_plugins) kept in the journal are
+    returned in RV(values) for the caller to put back.
+  - C(state=status) reports the lock, the last run and its journal without changing anything.
+version_added: "0.1.0"
+author:
+  - wp502 contributors (@wp502)
+options:
+  state:
+    description: What to do.
+    type: str
+    choices: [locked, unlocked, rolled_back, status]
+    default: status
+  run_id:
+    description:
+      - The run's id (letters, digits, dashes, dots, underscores). Required for C(locked) and C(unlocked);
+        C(rolled_back) defaults to the last run on the host.
+    type: str
+  state_dir:
+    description: Where locks, journals and backups live on the host.
+    type: path
+    default: /var/lib/wp502
+  stale_minutes:
+    description: A lock without a heartbeat for this long belongs to a dead run.
+    type: int
+    default: 15
+  storm_minutes:
+    description: Refuse a new run this soon after the last one ended (0 turns storm control off).
+    type: int
+    default: 10
+  force:
+    description: Take a live lock or ignore storm control. Only after checking the other run is gone.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: In check mode nothing is written; C(locked) still reports whether the lock could be taken.
+  diff_mode:
+    support: none
+    description: Locks and journals are the module's own state, not configuration.
+notes:
+  - Rollback restores files and renames itself; it does not reload services. The caller reloads what the run
+    touched (RV(undone) lists the steps).
+"""
+
+EXAMPLES = r"""
+- name: Take the host for this emergency run
+  wp502_run:
+    state: locked
+    run_id: "{{ wp502_run_id }}"
+
+- name: Put everything back from the last run
+  wp502_run:
+    state: rolled_back
+  register: wp502_rollback
+
+- name: Release the host
+  wp502_run:
+    state: unlocked
+    run_id: "{{ wp502_run_id }}"
+"""
+
+RETURN = r"""
+run_id:
+  description: The run the action applied to.
+  returned: always
+  type: str
+  sample: "20261123T214005-wp1"
+lock:
+  description: The lock on the host after the action (null when none).
+  returned: always
+  type: dict
+  sample: {"run_id": "20261123T214005-wp1", "pid": 4242, "started": 1795516805.1, "heartbeat": 1795516805.1}
+recovered:
+  description: The stale lock of a dead run that was taken over, if any.
+  returned: when state is locked
+  type: dict
+last_run:
+  description: The id of the last run on the host.
+  returned: always
+  type: str
+undone:
+  description: The journal entries rollback undid, latest first.
+  returned: when state is rolled_back
+  type: list
+  elements: dict
+values:
+  description: Values the journal kept (name and exact previous value) for the caller to restore.
+  returned: when state is rolled_back
+  type: list
+  elements: dict
+journal:
+  description: The journal entries of the run (latest state of each).
+  returned: when state is status
+  type: list
+  elements: dict
+"""
+
+import json
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wp502_journal import Journal, LockedError, last_run
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _last_end(state_dir):
+    try:
+        with open(os.path.join(state_dir, "last_end"), "r") as fh:
+            return json.load(fh)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", default="status", choices=["locked", "unlocked", "rolled_back", "status"]),
+            run_id=dict(type="str"),
+            state_dir=dict(type="path", default="/var/lib/wp502"),
+            stale_minutes=dict(type="int", default=15),
+            storm_minutes=dict(type="int", default=10),
+            force=dict(type="bool", default=False),
+        ),
+        required_if=[("state", "locked", ["run_id"]), ("state", "unlocked", ["run_id"])],
+        supports_check_mode=True,
+    )
+    p = module.params
+    state_dir = p["state_dir"]
+    run_id = p["run_id"] or (last_run(state_dir) if p["state"] in ("rolled_back", "status") else None)
+    if p["state"] == "rolled_back" and not run_id:
+        module.fail_json(msg="no run to roll back: %s holds no journal (pass run_id)" % state_dir)
+    if run_id and not _RUN_ID.match(run_id):
+        module.fail_json(msg="run_id %r must be letters, digits, dots, dashes or underscores" % run_id)
+    result = {"changed": False, "run_id": run_id}
+    journal = Journal(run_id, state_dir, stale_after=p["stale_minutes"] * 60) if run_id else None
+
+    if p["state"] == "locked":
+        held = journal.read_lock()
+        ended = _last_end(state_dir)
+        if (p["storm_minutes"] and not p["force"] and ended and ended.get("run_id") != run_id
+                and time.time() - ended.get("at", 0) < p["storm_minutes"] * 60):
+            module.fail_json(msg="run %s ended on this host %d s ago: a new emergency run within %d minutes is refused "
+                                 "(remediation storm). Look at that run's result, or pass force=true."
+                                 % (ended.get("run_id"), int(time.time() - ended.get("at", 0)), p["storm_minutes"]),
+                             lock=held, last_run=last_run(state_dir), run_id=run_id)
+        if module.check_mode:
+            alive = held and held.get("run_id") != run_id and time.time() - float(held.get("heartbeat") or 0) < p["stale_minutes"] * 60
+            if alive and not p["force"]:
+                module.fail_json(msg="run %s holds this host" % held.get("run_id"), lock=held, run_id=run_id)
+            result.update(changed=not held or held.get("run_id") != run_id, lock=held, last_run=last_run(state_dir))
+            module.exit_json(**result)
+        try:
+            got = journal.acquire(force=p["force"])
+        except LockedError as exc:
+            module.fail_json(msg=str(exc), lock=journal.read_lock(), run_id=run_id, last_run=last_run(state_dir))
+        except OSError as exc:
+            module.fail_json(msg="cannot write the lock under %s: %s" % (state_dir, exc), run_id=run_id)
+        result.update(changed=True, recovered=got["recovered"])
+    elif p["state"] == "unlocked":
+        if not module.check_mode:
+            released = journal.release()
+            if released:
+                data = json.dumps({"run_id": run_id, "at": time.time()}).encode()
+                with open(os.path.join(state_dir, "last_end"), "wb") as fh:
+                    fh.write(data)
+            result["changed"] = released
+        else:
+            held = journal.read_lock()
+            result["changed"] = bool(held and held.get("run_id") == run_id)
+    elif p["state"] == "rolled_back":
+        pending = [e for e in journal.entries() if e["state"] != "undone"]
+        values = [{"name": e["name"], "before": e["before"]} for e in pending if e["op"] == "value"]
+        if module.check_mode:
+            result.update(changed=bool(pending), undone=pending, values=values)
+        else:
+            kept = []
+            try:
+                undone = journal.rollback(restore_value=lambda name, before: kept.append({"name": name, "before": before}))
+            except (IOError, OSError) as exc:
+                module.fail_json(msg="rollback of %s stopped: %s; what was undone so far is journaled, run it again after "
+                                     "fixing the cause" % (run_id, exc), run_id=run_id)
+            result.update(changed=bool(undone), undone=undone, values=kept)
+    else:
+        result["journal"] = journal.entries() if journal else []
+    result["lock"] = journal.read_lock() if journal else None
+    result.setdefault("last_run", last_run(state_dir))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
