@@ -15,12 +15,12 @@ import glob
 import os
 import re
 import socket
-import threading
 import time
 
 from ansible.module_utils.wp502_fpm import fpm_status, parse_fpm_config, pool_settings, recommend_pool, timeout_chain, validate_pm
 from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx
 from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, workers_by_pool
+from ansible.module_utils.wp502_http import probe_paths
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_verdict import diagnose
 from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug, split_db_host
@@ -31,25 +31,10 @@ FPM_CONFIGS = ("/etc/php/*/fpm/php-fpm.conf", "/etc/php-fpm.conf", "/etc/opt/rem
                "/usr/local/etc/php-fpm.conf", "/etc/php*/php-fpm.conf")
 APACHE_CONFIGS = ("/etc/apache2/apache2.conf", "/etc/apache2/sites-enabled/*", "/etc/apache2/conf-enabled/*.conf",
                   "/etc/httpd/conf/httpd.conf", "/etc/httpd/conf.d/*.conf")
-CDN_HEADERS = (("cf-ray", "cloudflare"), ("x-fastly-request-id", "fastly"), ("x-served-by", "fastly"),
-               ("cdn-pullzone", "bunnycdn"), ("x-amz-cf-id", "cloudfront"), ("x-akamai-request-id", "akamai"),
-               ("x-akamai-transformed", "akamai"))
 _ACCESS_502 = re.compile(rb'\[(\d\d)/(\w{3})/(\d{4}):(\d\d):\d\d:\d\d [^\]]*\] "[^"\n]*" (50[234]) ')
 _MONTHS = dict((m, i) for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                                               "Nov", "Dec"), 1))
 _SLOW_ENTRY = re.compile(r"^# Time: .*?$|^# Query_time: (?P<qt>[\d.]+)", re.M)
-
-
-def detect_cdn(headers):
-    """The CDN that served a response, from its headers (lower-cased names): (name, request id) or (None, None)."""
-    for header, name in CDN_HEADERS:
-        if header in headers:
-            return name, headers[header] if header in ("cf-ray", "x-amz-cf-id", "x-akamai-request-id") else None
-    server = headers.get("server", "").lower()
-    for token, name in (("cloudflare", "cloudflare"), ("bunnycdn", "bunnycdn"), ("akamaighost", "akamai")):
-        if token in server:
-            return name, None
-    return None, None
 
 
 def normalize_query(sql):
@@ -476,61 +461,7 @@ class Collector:
 
     # ---- HTTP --------------------------------------------------------------------------------
     def probe(self, host_header, port=80, paths=("/", "/wp-login.php"), scheme="http", url=None):
-        try:
-            import ssl
-            from urllib.error import HTTPError, URLError
-            from urllib.request import HTTPRedirectHandler, HTTPSHandler, Request, build_opener
-        except ImportError:  # pragma: no cover - Python 2 targets are not supported
-            return {}
-
-        class NoRedirect(HTTPRedirectHandler):
-            def redirect_request(self, *args, **kwargs):
-                return None
-
-        ctx = ssl.create_default_context()
-        if url is None:  # the origin's own certificate is not what is being checked
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        opener = build_opener(NoRedirect, HTTPSHandler(context=ctx))
-        results = {}
-
-        def one(path):
-            target = (url.rstrip("/") + path) if url else "%s://127.0.0.1:%d%s" % (scheme, port, path)
-            headers = {"User-Agent": "wp502-probe"}
-            if not url:
-                headers["Host"] = host_header or "localhost"
-            start = time.time()
-            entry = {"url": target}
-            try:
-                resp = opener.open(Request(target, headers=headers), timeout=self.probe_timeout)
-                entry["status"] = resp.status
-                got = dict((k.lower(), v) for k, v in resp.headers.items())
-                resp.close()
-            except HTTPError as exc:
-                entry["status"] = exc.code
-                got = dict((k.lower(), v) for k, v in exc.headers.items()) if exc.headers else {}
-            except (URLError, OSError, ValueError) as exc:
-                entry["status"] = None
-                entry["error"] = str(getattr(exc, "reason", exc))[:200]
-                got = {}
-            entry["elapsed"] = round(time.time() - start, 3)
-            cdn, ray = detect_cdn(got)
-            if cdn:
-                entry["cdn"], entry["request_id"] = cdn, ray
-            entry["location"] = got.get("location")
-            results[path] = entry
-
-        # Probes run side by side: a hung origin costs one deadline, not one per path.
-        threads = [threading.Thread(target=one, args=(path,)) for path in paths]
-        for t in threads:
-            t.daemon = True
-            t.start()
-        for t in threads:
-            t.join(self.probe_timeout + 5)
-        for path in paths:
-            results.setdefault(path, {"status": None, "error": "no answer within the deadline",
-                                      "elapsed": self.probe_timeout})
-        return results
+        return probe_paths(paths, self.probe_timeout, host_header=host_header, port=port, scheme=scheme, url=url)
 
     # ---- logs --------------------------------------------------------------------------------
     def logs(self, frontend, fpm):

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import wp502_collect as ev
+import wp502_http
 
 
 @pytest.mark.parametrize(("headers", "expected"), [
@@ -17,7 +18,7 @@ import wp502_collect as ev
     ({"server": "nginx/1.22.1"}, (None, None)),
 ])
 def test_detect_cdn(headers, expected):
-    assert ev.detect_cdn(headers) == expected
+    assert wp502_http.detect_cdn(headers) == expected
 
 
 SLOW = """/usr/sbin/mariadbd, Version: 10.11.18-MariaDB-0+deb12u1-log (Debian 12). started with:

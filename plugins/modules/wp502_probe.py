@@ -1,0 +1,168 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: wp502_probe
+short_description: Ask a WordPress origin whether it answers, bypassing any CDN, with a deadline
+description:
+  - Requests O(paths) from the origin on the target itself (127.0.0.1 with the site's Host header), side by side,
+    and says whether the site is healthy. The emergency ladder runs it after every rung and stops at the first
+    rung after which the site is healthy.
+  - Healthy means every path answered one of O(accept) within O(deadline) seconds. With O(retries), an unhealthy
+    answer is asked again after O(delay) seconds (a restarted pool needs a moment), up to O(retries) times.
+  - With O(url), the public URL is asked too (as a visitor, through the CDN) and the CDN is named from the response
+    headers (Cloudflare Ray ID, Fastly, BunnyCDN, CloudFront, Akamai), so that a 502 at the edge with a healthy
+    origin is told apart.
+version_added: "0.1.0"
+author:
+  - wp502 contributors (@wp502)
+options:
+  host:
+    description: Host header sent to the origin (the site's name).
+    type: str
+    default: localhost
+  port:
+    description: Port the origin's front-end listens on.
+    type: int
+    default: 80
+  scheme:
+    description: C(https) for an origin that only listens with TLS (its certificate is not checked).
+    type: str
+    choices: [http, https]
+    default: http
+  paths:
+    description: Paths that must all answer.
+    type: list
+    elements: str
+    default: [/, /wp-login.php]
+  deadline:
+    description: Seconds each path has to answer.
+    type: float
+    default: 5
+  accept:
+    description: Status codes that count as healthy.
+    type: list
+    elements: int
+    default: [200]
+  retries:
+    description: How many more times to ask when the answer is not healthy.
+    type: int
+    default: 0
+  delay:
+    description: Seconds between two tries.
+    type: float
+    default: 2
+  url:
+    description: The site's public URL (C(http://) or C(https://)), asked too when given.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: A probe changes nothing; it runs in check mode too.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+"""
+
+EXAMPLES = r"""
+- name: Is the site back?
+  wp502_probe:
+    host: www.example.com
+    deadline: 5
+    retries: 3
+  register: wp502_probe
+
+- name: Origin or CDN?
+  wp502_probe:
+    host: www.example.com
+    url: https://www.example.com
+"""
+
+RETURN = r"""
+healthy:
+  description: Whether every path answered an accepted status within the deadline (on the last try).
+  returned: always
+  type: bool
+  sample: true
+origin:
+  description: Per path, the status (null when nothing answered), seconds taken, error and redirect location.
+  returned: always
+  type: dict
+  sample: {"/": {"status": 200, "elapsed": 0.12}, "/wp-login.php": {"status": 200, "elapsed": 0.05}}
+public:
+  description: The same for the public URL, with the CDN detected.
+  returned: when url is given
+  type: dict
+cdn:
+  description: The CDN that answered the public URL, and its request id (Cloudflare Ray ID).
+  returned: when url is given
+  type: dict
+  sample: {"name": "cloudflare", "request_id": "8f1c2a3b4c5d6e7f-AMS"}
+tries:
+  description: How many times the origin was asked.
+  returned: always
+  type: int
+  sample: 1
+"""
+
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wp502_http import healthy, probe_paths
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            host=dict(type="str", default="localhost"),
+            port=dict(type="int", default=80),
+            scheme=dict(type="str", default="http", choices=["http", "https"]),
+            paths=dict(type="list", elements="str", default=["/", "/wp-login.php"]),
+            deadline=dict(type="float", default=5),
+            accept=dict(type="list", elements="int", default=[200]),
+            retries=dict(type="int", default=0),
+            delay=dict(type="float", default=2),
+            url=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not 0 < p["deadline"] <= 120:
+        module.fail_json(msg="deadline must be between 0 and 120 seconds, not %s" % p["deadline"])
+    if not 0 <= p["retries"] <= 60 or not 0 <= p["delay"] <= 60:
+        module.fail_json(msg="retries and delay must be between 0 and 60")
+    if not 0 < p["port"] < 65536:
+        module.fail_json(msg="port must be between 1 and 65535, not %d" % p["port"])
+    bad = [path for path in p["paths"] if not path.startswith("/")]
+    if bad or not p["paths"]:
+        module.fail_json(msg="paths must start with /: %s" % ", ".join(bad or ["(none given)"]))
+    if p["url"] and not re.match(r"^https?://[^/\s]+", p["url"]):
+        module.fail_json(msg="url must be an http:// or https:// URL, not %r" % p["url"])
+
+    tries = 0
+    while True:
+        tries += 1
+        origin = probe_paths(p["paths"], p["deadline"], host_header=p["host"], port=p["port"], scheme=p["scheme"])
+        ok = healthy(origin, p["deadline"], accept=p["accept"])
+        if ok or tries > p["retries"]:
+            break
+        time.sleep(p["delay"])
+    result = {"changed": False, "healthy": ok, "origin": origin, "tries": tries}
+    if p["url"]:
+        public = probe_paths(p["paths"], p["deadline"], url=p["url"])
+        found = [(r.get("cdn"), r.get("request_id")) for r in public.values() if r.get("cdn")]
+        result["public"] = public
+        result["cdn"] = {"name": found[0][0], "request_id": found[0][1]} if found else {"name": None, "request_id": None}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
