@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from itertools import count
@@ -15,9 +17,14 @@ import testinfra
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = os.environ.get("WP502_TEST_PREFIX", "wp502-test")
-HTTP_BASE = int(os.environ.get("WP502_TEST_HTTP_BASE", "28080"))
-SSH_BASE = int(os.environ.get("WP502_TEST_SSH_BASE", "22220"))
 _slot = count(1)
+
+
+def _free_port():
+    """A loopback port nobody listens on now (two test sessions on one machine must not collide)."""
+    with socket.socket() as sock:
+        sock.bind((labctl.LOOPBACK, 0))
+        return sock.getsockname()[1]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -29,10 +36,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def lab_images():
-    """Build (or reuse) both target images once per session; remove test targets an aborted run left."""
-    leftovers = labctl.fleet_containers(PREFIX)
-    if leftovers:
-        labctl.docker("rm", "-f", *leftovers)
+    """Build (or reuse) both target images once per session; remove the test targets that an aborted
+    session left (those whose pytest process is gone; a session running beside this one keeps its own)."""
+    for name in labctl.fleet_containers(PREFIX):
+        match = re.match(rf"^{re.escape(PREFIX)}-(\d+)-\d+$", name)
+        if match and not os.path.exists(f"/proc/{match.group(1)}"):
+            labctl.docker("rm", "-f", name, check=False)
     return labctl.build()
 
 
@@ -85,7 +94,7 @@ class Target:
 def _start(frontend: str, key: Path, tmp: Path) -> Target:
     slot = next(_slot)
     spec = {"name": f"t{slot}", "container": f"{PREFIX}-{os.getpid()}-{slot}", "frontend": frontend,
-            "http_port": HTTP_BASE + slot, "ssh_port": SSH_BASE + slot}
+            "http_port": _free_port(), "ssh_port": _free_port()}
     try:
         labctl.start_target(spec, PREFIX, key.with_suffix(".pub").read_text())
         labctl.wait_ready(spec)
