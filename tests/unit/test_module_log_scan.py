@@ -7,15 +7,6 @@ import time
 
 import pytest
 import wp502_log_scan as mod
-from ansible.module_utils.testing import patch_module_args
-
-
-def run(capsys, **args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exc:
-        mod.main()
-    out = json.loads(capsys.readouterr().out)
-    out["_rc"] = exc.value.code
-    return out
 
 
 def line(text):
@@ -23,10 +14,10 @@ def line(text):
     return f"{stamp} [error] 7#7: *1 {text}, client: ::1, server: a, request: \"GET / HTTP/1.1\", host: \"a\"\n"
 
 
-def test_counts_and_warns_about_what_it_could_not_read(tmp_path, capsys):
+def test_counts_and_warns_about_what_it_could_not_read(tmp_path, run_module):
     log = tmp_path / "error.log"
     log.write_text(line("recv() failed (104: Connection reset by peer) while reading response header from upstream") * 3)
-    out = run(capsys, path=[str(log), str(tmp_path / "gone.log")], since="15m", _ansible_check_mode=True)
+    out = run_module(mod, path=[str(log), str(tmp_path / "gone.log")], since="15m", _ansible_check_mode=True)
     assert out["_rc"] == 0
     assert out["changed"] is False
     assert out["signatures"]["premature_close"]["count"] == 3
@@ -35,8 +26,8 @@ def test_counts_and_warns_about_what_it_could_not_read(tmp_path, capsys):
     assert out["window"]["since"] != "all"
 
 
-def test_fails_with_the_reasons_when_nothing_could_be_read(tmp_path, capsys):
-    out = run(capsys, path=[str(tmp_path / "a.log"), str(tmp_path)], rotated=False)
+def test_fails_with_the_reasons_when_nothing_could_be_read(tmp_path, run_module):
+    out = run_module(mod, path=[str(tmp_path / "a.log"), str(tmp_path)], rotated=False)
     assert out["_rc"] == 1
     assert out["failed"] is True
     assert "no log could be read" in out["msg"]
@@ -48,9 +39,9 @@ def test_fails_with_the_reasons_when_nothing_could_be_read(tmp_path, capsys):
     ({"max_samples": -1}, "max_samples must be 0 or more"),
     ({"kind": "lighttpd"}, "value of kind must be one of"),
 ])
-def test_bad_options_fail_with_an_actionable_message(tmp_path, capsys, args, message):
+def test_bad_options_fail_with_an_actionable_message(tmp_path, run_module, args, message):
     log = tmp_path / "error.log"
     log.write_text("")
-    out = run(capsys, path=[str(log)], **args)
+    out = run_module(mod, path=[str(log)], **args)
     assert out["_rc"] == 1
     assert message in out["msg"]

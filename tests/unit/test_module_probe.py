@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import http.server
-import json
 import threading
 import time
 from typing import ClassVar
 
 import pytest
 import wp502_probe as mod
-from ansible.module_utils.testing import patch_module_args
 
 
 class Origin(http.server.BaseHTTPRequestHandler):
@@ -45,39 +43,32 @@ def port():
     srv.shutdown()
 
 
-def run(capsys, **args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exc:
-        mod.main()
-    out = json.loads(capsys.readouterr().out)
-    out["_rc"] = exc.value.code
-    return out
 
-
-def test_healthy_origin_with_the_site_host_header(port, capsys):
-    out = run(capsys, port=port, host="shop.example.com", paths=["/", "/wp-login.php"])
+def test_healthy_origin_with_the_site_host_header(port, run_module):
+    out = run_module(mod, port=port, host="shop.example.com", paths=["/", "/wp-login.php"])
     assert out["healthy"] is True and out["tries"] == 1 and out["changed"] is False
     assert {p: r["status"] for p, r in out["origin"].items()} == {"/": 200, "/wp-login.php": 200}
     assert "shop.example.com" in Origin.hosts
 
 
-def test_a_502_and_a_page_slower_than_the_deadline_are_not_healthy(port, capsys):
-    assert run(capsys, port=port, paths=["/ok", "/bad"])["healthy"] is False
-    slow = run(capsys, port=port, paths=["/slow"], deadline=0.5)
+def test_a_502_and_a_page_slower_than_the_deadline_are_not_healthy(port, run_module):
+    assert run_module(mod, port=port, paths=["/ok", "/bad"])["healthy"] is False
+    slow = run_module(mod, port=port, paths=["/slow"], deadline=0.5)
     assert slow["healthy"] is False and slow["origin"]["/slow"]["status"] is None
 
 
-def test_retries_wait_for_a_restarted_pool(port, capsys):
-    out = run(capsys, port=port, paths=["/flaky"], retries=3, delay=0.1)
+def test_retries_wait_for_a_restarted_pool(port, run_module):
+    out = run_module(mod, port=port, paths=["/flaky"], retries=3, delay=0.1)
     assert out["healthy"] is True and out["tries"] == 3
 
 
-def test_public_url_names_the_cdn(port, capsys):
-    out = run(capsys, port=port, paths=["/bad"], url=f"http://127.0.0.1:{port}")
+def test_public_url_names_the_cdn(port, run_module):
+    out = run_module(mod, port=port, paths=["/bad"], url=f"http://127.0.0.1:{port}")
     assert out["cdn"] == {"name": "cloudflare", "request_id": "8f1c2a3b4c5d6e7f-AMS"}
 
 
-def test_nobody_listening(capsys):
-    out = run(capsys, port=1, deadline=1)
+def test_nobody_listening(run_module):
+    out = run_module(mod, port=1, deadline=1)
     assert out["healthy"] is False and out["origin"]["/"]["status"] is None
 
 
@@ -87,6 +78,6 @@ def test_nobody_listening(capsys):
     ({"url": "file:///etc/passwd"}, "url must be an http"),
     ({"port": 70000}, "port must be between"),
 ])
-def test_bad_input(capsys, args, message):
-    out = run(capsys, **args)
+def test_bad_input(run_module, args, message):
+    out = run_module(mod, **args)
     assert out["_rc"] == 1 and message in out["msg"]

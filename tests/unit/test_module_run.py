@@ -2,44 +2,33 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import wp502_journal
 import wp502_run as mod
-from ansible.module_utils.testing import patch_module_args
 
 
-def run(capsys, **args):
-    with patch_module_args(args), pytest.raises(SystemExit) as exc:
-        mod.main()
-    out = json.loads(capsys.readouterr().out)
-    out["_rc"] = exc.value.code
-    return out
-
-
-def test_lock_refuse_release_and_storm_control(tmp_path, capsys):
+def test_lock_refuse_release_and_storm_control(tmp_path, run_module):
     state = str(tmp_path)
-    first = run(capsys, state="locked", run_id="r1", state_dir=state)
+    first = run_module(mod, state="locked", run_id="r1", state_dir=state)
     assert first["_rc"] == 0 and first["changed"] and first["lock"]["run_id"] == "r1"
-    second = run(capsys, state="locked", run_id="r2", state_dir=state)
+    second = run_module(mod, state="locked", run_id="r2", state_dir=state)
     assert second["_rc"] == 1 and "run r1 holds this host" in second["msg"]
-    assert run(capsys, state="unlocked", run_id="r1", state_dir=state)["changed"]
-    storm = run(capsys, state="locked", run_id="r2", state_dir=state)
+    assert run_module(mod, state="unlocked", run_id="r1", state_dir=state)["changed"]
+    storm = run_module(mod, state="locked", run_id="r2", state_dir=state)
     assert storm["_rc"] == 1 and "remediation storm" in storm["msg"]
-    forced = run(capsys, state="locked", run_id="r2", state_dir=state, force=True)
+    forced = run_module(mod, state="locked", run_id="r2", state_dir=state, force=True)
     assert forced["_rc"] == 0 and forced["lock"]["run_id"] == "r2"
-    calm = run(capsys, state="locked", run_id="r3", state_dir=state, storm_minutes=0)
+    calm = run_module(mod, state="locked", run_id="r3", state_dir=state, storm_minutes=0)
     assert calm["_rc"] == 1  # storm control off, but r2 is alive
 
 
-def test_check_mode_writes_nothing(tmp_path, capsys):
-    out = run(capsys, state="locked", run_id="r1", state_dir=str(tmp_path), _ansible_check_mode=True)
+def test_check_mode_writes_nothing(tmp_path, run_module):
+    out = run_module(mod, state="locked", run_id="r1", state_dir=str(tmp_path), _ansible_check_mode=True)
     assert out["_rc"] == 0 and out["changed"]
     assert not (tmp_path / "lock").exists()
 
 
-def test_rollback_of_the_last_run_returns_kept_values(tmp_path, capsys):
+def test_rollback_of_the_last_run_returns_kept_values(tmp_path, run_module):
     conf = tmp_path / "www.conf"
     conf.write_bytes(b"pm.max_children = 5\n")
     journal = wp502_journal.Journal("r9", str(tmp_path / "state"))
@@ -48,13 +37,13 @@ def test_rollback_of_the_last_run_returns_kept_values(tmp_path, capsys):
     conf.write_bytes(b"pm.max_children = 50\n")
     journal.done(seq)
     journal.intend_value("plugins", "active_plugins", "a:0:{}")
-    preview = run(capsys, state="rolled_back", state_dir=str(tmp_path / "state"), _ansible_check_mode=True)
+    preview = run_module(mod, state="rolled_back", state_dir=str(tmp_path / "state"), _ansible_check_mode=True)
     assert preview["changed"] and len(preview["undone"]) == 2 and conf.read_bytes() == b"pm.max_children = 50\n"
-    out = run(capsys, state="rolled_back", state_dir=str(tmp_path / "state"))
+    out = run_module(mod, state="rolled_back", state_dir=str(tmp_path / "state"))
     assert out["run_id"] == "r9" and out["changed"]
     assert conf.read_bytes() == b"pm.max_children = 5\n"
     assert out["values"] == [{"name": "active_plugins", "before": "a:0:{}"}]
-    again = run(capsys, state="rolled_back", state_dir=str(tmp_path / "state"))
+    again = run_module(mod, state="rolled_back", state_dir=str(tmp_path / "state"))
     assert not again["changed"]
 
 
@@ -63,6 +52,6 @@ def test_rollback_of_the_last_run_returns_kept_values(tmp_path, capsys):
     ({"state": "locked", "run_id": "../etc"}, "must be letters"),
     ({"state": "rolled_back"}, "no run to roll back"),
 ])
-def test_bad_input(tmp_path, capsys, args, message):
-    out = run(capsys, state_dir=str(tmp_path), **args)
+def test_bad_input(tmp_path, run_module, args, message):
+    out = run_module(mod, state_dir=str(tmp_path), **args)
     assert out["_rc"] == 1 and message in out["msg"]
