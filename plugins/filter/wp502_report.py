@@ -85,8 +85,9 @@ def _mib(value):
 def wp502_report_markdown(summary, title="wp502 fleet audit", when=""):
     lines = ["# %s" % title, ""]
     if when:
-        lines += ["%s. %d hosts: %s." % (when, summary["hosts"], ", ".join(
-            "%d %s" % (n, _STATUS_LABEL.get(s, s)) for s, n in sorted(summary["statuses"].items()))), ""]
+        counts = ", ".join("%d %s" % (n, _STATUS_LABEL.get(s, s)) for s, n in sorted(summary["statuses"].items()))
+        lines += ["%s. %d hosts: %s." % (when, summary["hosts"], counts) if summary["hosts"]
+                  else "%s. No host matched the audit's host pattern." % when, ""]
     lines += ["| host | status | top cause | confidence | evidence | origin / , /wp-login.php | next |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in summary["rows"]:

@@ -92,3 +92,8 @@ def test_html_escapes_what_hosts_report():
     body = page.split('<script type="application/json"')[0]
     assert "<script>alert" not in body and "&lt;script&gt;alert" in body
     assert "</script>alert" not in page.split('id="summary">')[1].rsplit("</script>", 1)[0]
+
+
+def test_an_empty_audit_says_so():
+    md = rep.wp502_report_markdown(rep.wp502_fleet_summary({}, []), when="2026-11-23T23:00:00Z")
+    assert "No host matched the audit's host pattern." in md
