@@ -22,7 +22,7 @@ from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache
 from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, workers_by_pool
 from ansible.module_utils.wp502_http import probe_paths
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
-from ansible.module_utils.wp502_verdict import diagnose
+from ansible.module_utils.wp502_verdict import diagnose, norm_addr
 from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug, split_db_host
 
 __metaclass__ = type
@@ -84,6 +84,11 @@ def peak_hours(lines_bytes, since=None):
                 continue
         key = "%s-%02d-%sT%s" % (year.decode(), _MONTHS[mon], day.decode(), hour.decode())
         per_hour[key] = per_hour.get(key, 0) + 1
+    return summarise_peaks(per_hour)
+
+
+def summarise_peaks(per_hour):
+    """Answers per hour, and the hours of day that carry 502s on two days or more."""
     by_hour_of_day = {}
     for key in per_hour:
         by_hour_of_day.setdefault(key[-2:], set()).add(key[:10])
@@ -501,12 +506,9 @@ class Collector:
                 continue
             for k, v in counts["by_hour"].items():
                 per_hour[k] = per_hour.get(k, 0) + v
-        days = {}
-        for key in per_hour:
-            days.setdefault(key[-2:], set()).add(key[:10])
-        recurring = sorted(h for h, d in days.items() if len(d) >= 2)
-        return {"by_hour": dict(sorted(per_hour.items())), "recurring": bool(recurring), "recurring_hours": recurring,
-                "files": sorted(seen)}
+        result = summarise_peaks(per_hour)
+        result["files"] = sorted(seen)
+        return result
 
     # ---- everything --------------------------------------------------------------------------
     def collect(self):
@@ -562,13 +564,10 @@ class Collector:
     def timeouts(fpm, front):
         """The timeout chain of each pool the active front-end uses: front-end read timeout, FPM
         request_terminate_timeout, PHP max_execution_time, and where they disagree."""
-        def norm(addr):
-            addr = (addr or "").strip()
-            return "unix:" + addr if addr.startswith("/") else addr.replace("unix:", "unix:", 1)
         for pool in fpm.get("pools", []):
-            listen = norm(pool.get("listen"))
+            listen = norm_addr(pool.get("listen"))
             served = [srv.get("read_timeout") for srv in front.get("servers", [])
-                      if srv["kind"] == front.get("kind") and listen in [norm(u) for u in srv.get("upstreams") or []]]
+                      if srv["kind"] == front.get("kind") and listen in [norm_addr(u) for u in srv.get("upstreams") or []]]
             front_timeout = max([t for t in served if t] or [0]) or None
             pool["timeout_chain"] = {"frontend": front_timeout, "request_terminate_timeout": pool.get("request_terminate_timeout"),
                                      "max_execution_time": pool.get("max_execution_time"),

@@ -101,7 +101,8 @@ def _public_failed(http):
     return bool(public) and any(not 200 <= ((p or {}).get("status") or 0) < 400 for p in public.values())
 
 
-def _norm_addr(addr):
+def norm_addr(addr):
+    """One form for FPM listen addresses and front-end upstreams: unix:/path or host:port."""
     if not addr:
         return None
     addr = str(addr).strip()
@@ -155,8 +156,8 @@ def diagnose(ev):
         _add(causes, "fpm_down", 0.6, ["%d connect() failures to the FPM upstream" % refused, *_samples(logs, "connect_refused", 1)])
 
     # The front-end talks to an address no pool listens on (classic after a PHP upgrade).
-    listens = set(_norm_addr(p.get("listen")) for p in pools if p.get("listen"))
-    upstreams = set(_norm_addr(u) for u in (front.get("upstreams") or []) if u)
+    listens = set(norm_addr(p.get("listen")) for p in pools if p.get("listen"))
+    upstreams = set(norm_addr(u) for u in (front.get("upstreams") or []) if u)
     stray = sorted(u for u in upstreams if u and listens and u not in listens)
     if stray and not (services and len(down) == len(services)):
         _add(causes, "socket_mismatch", 0.9 if refused else 0.7,

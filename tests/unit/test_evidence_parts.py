@@ -92,3 +92,21 @@ def test_normalize_query():
 ])
 def test_origin_endpoint(listens, endpoint):
     assert ev.origin_endpoint(listens) == endpoint
+
+
+def test_timeout_chain_matches_a_pool_to_the_servers_that_use_it():
+    fpm = {"pools": [{"listen": "/run/php/php8.2-fpm.sock", "request_terminate_timeout": 0, "max_execution_time": 30},
+                     {"listen": "9000", "request_terminate_timeout": 0, "max_execution_time": 0}]}
+    front = {"kind": "nginx", "servers": [
+        {"kind": "nginx", "upstreams": ["unix:/run/php/php8.2-fpm.sock:"], "read_timeout": 15},
+        {"kind": "nginx", "upstreams": ["127.0.0.1:9000"], "read_timeout": 60},
+        {"kind": "apache", "upstreams": ["unix:/run/php/php8.2-fpm.sock"], "read_timeout": 300}]}
+    ev.Collector.timeouts(fpm, front)
+    first, second = (p["timeout_chain"] for p in fpm["pools"])
+    assert first["frontend"] == 15 and "gives up after 15s (504) while PHP may run 30s" in first["flags"][0]
+    assert second["frontend"] == 60 and "holds its worker forever" in second["flags"][0]
+
+
+def test_peak_summary_of_merged_files():
+    res = ev.summarise_peaks({"2026-11-21T20": 2, "2026-11-22T20": 1, "2026-11-23T11": 4})
+    assert res["recurring_hours"] == ["20"] and res["by_hour"]["2026-11-23T11"] == 4

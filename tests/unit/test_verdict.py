@@ -88,7 +88,7 @@ def test_empty_evidence_is_not_an_error():
 @pytest.mark.parametrize(("addr", "norm"), [("/run/php/a.sock", "unix:/run/php/a.sock"), ("unix:/run/php/a.sock:", "unix:/run/php/a.sock"),
                                             ("9000", "127.0.0.1:9000"), ("localhost:9000", "127.0.0.1:9000"), (None, None)])
 def test_addresses_compare_in_one_form(addr, norm):
-    assert v._norm_addr(addr) == norm
+    assert v.norm_addr(addr) == norm
 
 
 def test_timeouts_with_a_plugin_in_the_slow_stacks_name_it():
