@@ -17,13 +17,22 @@ import re
 import socket
 import time
 
-from ansible.module_utils.wp502_fpm import fpm_status, parse_fpm_config, pool_settings, recommend_pool, timeout_chain, validate_pm
-from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx
+from ansible.module_utils.wp502_fpm import (
+    emergency_raise,
+    fpm_status,
+    parse_fpm_config,
+    pool_settings,
+    recommend_pool,
+    timeout_chain,
+    validate_pm,
+)
+from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx, split_nginx_dump
 from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, workers_by_pool
 from ansible.module_utils.wp502_http import probe_paths
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_verdict import diagnose, norm_addr
-from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug, split_db_host
+from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug
+from ansible.module_utils.wp502_wpdb import mysql_argv
 
 __metaclass__ = type
 
@@ -175,7 +184,8 @@ class Collector:
             for err in conf["errors"]:
                 self._error("fpm", err)
             service = "php%s-fpm" % version if version and conf_path.startswith("/etc/php/") else "php-fpm"
-            versions.append({"version": version, "config": conf_path, "service": service})
+            binary = self._which(*(["php-fpm%s" % version] if version else []) + ["php-fpm"])
+            versions.append({"version": version, "config": conf_path, "service": service, "binary": binary})
             ini = os.path.join(os.path.dirname(conf_path), "php.ini")
             max_exec = None
             if os.path.isfile(ini):
@@ -243,7 +253,10 @@ class Collector:
             rc, dump, err = self._cmd([nginx, "-T"], timeout=20)
             if rc == 0:
                 parsed = parse_nginx(dump)
-                out["nginx"] = {"active": (states.get("nginx") or {}).get("active"), "errors": parsed["errors"]}
+                out["nginx"] = {"active": (states.get("nginx") or {}).get("active"), "errors": parsed["errors"],
+                                "binary": nginx,
+                                "fastcgi_files": [f for f, text in split_nginx_dump(dump)
+                                                  if re.search(r"^[^#\n]*\bfastcgi_pass\s", text, re.M)]}
                 for srv in parsed["servers"]:
                     out["servers"].append({"kind": "nginx", "names": srv["server_names"], "root": srv["root"],
                                            "listen": srv["listen"], "error_log": srv["error_log"],
@@ -266,7 +279,10 @@ class Collector:
             envvars.setdefault("APACHE_LOG_DIR", "/var/log/apache2" if os.path.isdir("/var/log/apache2") else "/var/log/httpd")
             parsed = parse_apache(files)
             unit = "apache2" if "apache2" in states else "httpd"
-            out["apache"] = {"active": (states.get(unit) or {}).get("active")}
+            out["apache"] = {"active": (states.get(unit) or {}).get("active"), "binary": apache, "unit": unit,
+                             "fastcgi_files": [f for f, text in files
+                                               if re.search(r"^\s*<VirtualHost", text, re.M | re.I)
+                                               and re.search(r"proxy:(unix|fcgi)|fcgi://", text, re.I)]}
             main_error = expand_apache_vars(parsed["global"].get("ErrorLog"), envvars)
             for vh in parsed["vhosts"]:
                 out["servers"].append({"kind": "apache", "names": vh["server_names"], "root": vh["document_root"],
@@ -403,19 +419,12 @@ class Collector:
         client = self._which("mariadb", "mysql")
         if not client:
             return {"reachable": None, "error": "no mysql or mariadb client on the host"}
-        if not all(isinstance(cfg.get(k), str) for k in ("db_name", "db_user")):
-            return {"reachable": None, "error": "DB_NAME/DB_USER are not plain strings in wp-config.php"}
         if not re.match(r"^\w+$", prefix or ""):
             return {"reachable": None, "error": "unusual table prefix %r: not queried" % (prefix,)}
-        where = split_db_host(cfg.get("db_host"))
-        argv = [client, "--batch", "--skip-column-names", "--connect-timeout=5", "-u", cfg["db_user"]]
-        if where["socket"]:
-            argv.append("--socket=" + where["socket"])
-        else:
-            argv += ["-h", where["host"]]
-            if where["port"]:
-                argv += ["-P", str(where["port"])]
-        argv.append(cfg["db_name"])
+        try:
+            argv = mysql_argv(client, cfg)
+        except ValueError as exc:
+            return {"reachable": None, "error": str(exc)}
         p = prefix
         autoload = "autoload IN ('yes','on','auto-on','auto')"
         sql = ";".join([
@@ -573,6 +582,7 @@ class Collector:
                                      "max_execution_time": pool.get("max_execution_time"),
                                      "flags": timeout_chain(front_timeout, pool.get("request_terminate_timeout"),
                                                             pool.get("max_execution_time")) if served else []}
+            pool["emergency_raise"] = emergency_raise(pool, pool.get("recommendation"), frontend_timeout=front_timeout)
 
     def oom(self):
         lines = []

@@ -192,6 +192,55 @@ def percentile(values, pct):
     return data[min(rank, len(data)) - 1]
 
 
+def spares(max_children):
+    """Spare-server settings for a dynamic pool of ``max_children`` that FPM accepts (start about a
+    quarter, spares a tenth to a third): min_spare <= start <= max_spare <= max_children."""
+    min_spare = max(1, max_children // 10)
+    max_spare = max(min_spare, min(max_children, max(2, max_children // 3)))
+    start = min(max_spare, max(min_spare, max_children // 4))
+    return {"pm.start_servers": start, "pm.min_spare_servers": min_spare, "pm.max_spare_servers": max_spare}
+
+
+def emergency_raise(pool, recommendation, growth=4, frontend_timeout=None):
+    """What the pool-limits rung writes for one pool, in one bounded step: ``{settings, reasons}``.
+
+    - pm.max_children grows to the RAM-based recommendation, but at most ``growth`` times what it
+      is (a pool that jumps from 5 to 500 workers can take the database and RAM down with it);
+      spare settings follow so that FPM accepts them;
+    - a listen.backlog below 128 (connections refused under a burst: EAGAIN, 502) goes to 511;
+    - with the front-end giving up before PHP does, request_terminate_timeout is set to the
+      front-end's timeout, so a worker is freed when its visitor has already had a 504.
+    Settings already right are not repeated; ``settings`` is empty when nothing can help.
+    """
+    settings, reasons = {}, []
+    current = pool.get("pm.max_children")
+    rec = (recommendation or {}).get("pm.max_children")
+    if isinstance(current, int) and current > 0 and rec:
+        target = min(rec, max(current + 1, current * growth))
+        if target > current:
+            settings["pm.max_children"] = target
+            if pool.get("pm") == "dynamic":
+                settings.update(spares(target))
+            reasons.append("pm.max_children %d -> %d (RAM allows %d with the p95 worker size; at most %dx in one step)"
+                           % (current, target, rec, growth))
+        else:
+            reasons.append("RAM allows no more than %d workers of the p95 size: pm.max_children stays %d" % (rec, current))
+    backlog = pool.get("listen.backlog")
+    if isinstance(backlog, int) and 0 <= backlog < 128:
+        settings["listen.backlog"] = 511
+        reasons.append("listen.backlog %d -> 511 (a full backlog refuses connections: EAGAIN, 502)" % backlog)
+    terminate = pool.get("request_terminate_timeout") or 0
+    max_exec = pool.get("max_execution_time") or 0
+    if frontend_timeout and ((terminate == 0 and max_exec > frontend_timeout) or terminate > frontend_timeout):
+        value = math.ceil(frontend_timeout)
+        settings["request_terminate_timeout"] = "%ds" % value
+        reasons.append("request_terminate_timeout -> %ds, the front-end's timeout (workers outlive their visitors)" % value)
+    merged = dict(pool, **dict((k, v) for k, v in settings.items() if k.startswith("pm.")))
+    if settings and validate_pm(merged):
+        return {"settings": {}, "reasons": [*reasons, "not applied: " + "; ".join(validate_pm(merged))]}
+    return {"settings": settings, "reasons": reasons}
+
+
 def recommend_pool(ram_bytes, worker_rss_p95, mysql_rss=0, os_reserve=None, other_pools_bytes=0, pm="dynamic"):
     """Size a pool: max_children = (RAM - MySQL - OS reserve - other pools) / p95 worker RSS.
 
@@ -206,10 +255,7 @@ def recommend_pool(ram_bytes, worker_rss_p95, mysql_rss=0, os_reserve=None, othe
     max_children = max(1, int(available // worker_rss_p95)) if available > 0 else 1
     rec = {"pm": pm, "pm.max_children": max_children}
     if pm == "dynamic":
-        min_spare = max(1, max_children // 10)
-        max_spare = max(min_spare, min(max_children, max(2, max_children // 3)))
-        start = min(max_spare, max(min_spare, max_children // 4))
-        rec.update({"pm.start_servers": start, "pm.min_spare_servers": min_spare, "pm.max_spare_servers": max_spare})
+        rec.update(spares(max_children))
     rec["basis"] = {"ram_bytes": ram_bytes, "mysql_rss": mysql_rss or 0, "os_reserve": reserve,
                     "other_pools_bytes": other_pools_bytes or 0, "available_bytes": max(0, available),
                     "worker_rss_p95": worker_rss_p95}

@@ -33,7 +33,8 @@ def detect_cdn(headers):
 
 
 def probe_paths(paths, timeout, host_header=None, port=80, scheme="http", url=None):
-    """``{path: {url, status, elapsed, error?, cdn?, request_id?, location}}``; status None when no answer."""
+    """``{path: {url, status, elapsed, error?, cdn?, request_id?, location, cookie}}``; status None when no
+    answer, ``cookie`` whether the answer set a cookie."""
     import ssl
     from urllib.error import HTTPError, URLError
     from urllib.request import HTTPRedirectHandler, HTTPSHandler, Request, build_opener
@@ -75,6 +76,7 @@ def probe_paths(paths, timeout, host_header=None, port=80, scheme="http", url=No
         if cdn:
             entry["cdn"], entry["request_id"] = cdn, ray
         entry["location"] = got.get("location")
+        entry["cookie"] = "set-cookie" in got
         results[path] = entry
 
     threads = [threading.Thread(target=one, args=(path,)) for path in paths]
@@ -88,7 +90,10 @@ def probe_paths(paths, timeout, host_header=None, port=80, scheme="http", url=No
     return dict((path, results[path]) for path in paths)
 
 
-def healthy(results, deadline, accept=(200,)):
-    """The emergency ladder's test: every path answered a status in ``accept`` within ``deadline`` s."""
+def healthy(results, deadline, accept=(200,), cookie_paths=()):
+    """The emergency ladder's test: every path answered a status in ``accept`` within ``deadline`` s, and
+    those of ``cookie_paths`` set a cookie (WordPress's login page always sets ``wordpress_test_cookie``;
+    one that cannot has sent output before its headers, such as a UTF-8 BOM)."""
     return bool(results) and all((r or {}).get("status") in accept and ((r or {}).get("elapsed") or 0) <= deadline
-                                 for r in results.values())
+                                 and (path not in cookie_paths or (r or {}).get("cookie"))
+                                 for path, r in results.items())

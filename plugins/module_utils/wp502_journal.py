@@ -99,11 +99,20 @@ class Journal:
         self._mark_last()
         return {"acquired": True, "recovered": held}
 
-    def heartbeat(self):
+    def heartbeat(self, worker=None):
+        """Say the run is alive; ``worker`` is the pid of a long step working on the host (rollback
+        refuses while it lives)."""
         held = self.read_lock() or {}
         if held.get("run_id") == self.run_id:
             held["heartbeat"] = self.now()
+            if worker is not None:
+                held["worker"] = worker
+            else:
+                held.pop("worker", None)
             _write_atomic(self.lock_path, json.dumps(held).encode())
+
+    def holds_lock(self):
+        return (self.read_lock() or {}).get("run_id") == self.run_id
 
     def release(self):
         held = self.read_lock()
@@ -164,11 +173,12 @@ class Journal:
                       "at": self.now()})
         return seq
 
-    def intend_value(self, step, name, before):
-        """Before changing a value held elsewhere (the active_plugins option, say): keep its exact bytes."""
+    def intend_value(self, step, name, before, where=None):
+        """Before changing a value held elsewhere (the active_plugins option, say): keep its exact bytes,
+        and ``where`` it lives (what rollback needs to write it back)."""
         seq = len(self.entries()) + 1
-        self._append({"seq": seq, "step": step, "op": "value", "name": name, "before": before, "state": "intent",
-                      "at": self.now()})
+        self._append({"seq": seq, "step": step, "op": "value", "name": name, "before": before, "where": where or {},
+                      "state": "intent", "at": self.now()})
         return seq
 
     def done(self, seq):
@@ -177,12 +187,15 @@ class Journal:
         self._append(entry)
 
     # ---- rollback ----------------------------------------------------------------------------
-    def rollback(self, restore_value=None):
-        """Undo every change still in effect, latest first; ``restore_value(name, before)`` puts back
-        values kept by intend_value. Returns what was undone; safe to run twice."""
+    def rollback(self, restore_value=None, step=None, seqs=None):
+        """Undo every change still in effect (only ``step``'s, or those numbered ``seqs``, when given), latest first;
+        ``restore_value(name, before, where)`` puts back values kept by intend_value. Returns what was
+        undone; safe to run twice."""
         undone = []
         for entry in reversed(self.entries()):
-            if entry["state"] == "undone":
+            if entry["state"] == "undone" or (step is not None and entry["step"] != step):
+                continue
+            if seqs is not None and entry["seq"] not in seqs:
                 continue
             if entry["op"] == "file":
                 if entry["existed"]:
@@ -191,11 +204,14 @@ class Journal:
                     os.unlink(entry["path"])
             elif entry["op"] == "rename":
                 if os.path.lexists(entry["dst"]) and not os.path.lexists(entry["src"]):
+                    # (the directory it came from may have been tidied away after it emptied)
+                    if not os.path.isdir(os.path.dirname(entry["src"])):
+                        os.makedirs(os.path.dirname(entry["src"]), 0o755)
                     os.rename(entry["dst"], entry["src"])
             elif entry["op"] == "value":
                 if restore_value is None:
                     raise ValueError("entry %d keeps %s: a restore_value callback is needed" % (entry["seq"], entry["name"]))
-                restore_value(entry["name"], entry["before"])
+                restore_value(entry["name"], entry["before"], entry.get("where") or {})
             entry.update(state="undone", at=self.now())
             self._append(entry)
             undone.append(entry)

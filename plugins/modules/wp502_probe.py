@@ -51,6 +51,14 @@ options:
     type: list
     elements: int
     default: [200]
+  cookie_paths:
+    description:
+      - Paths whose answer must also set a cookie. WordPress's login page always sets C(wordpress_test_cookie); a
+        login page that answers 200 without it has sent output before its headers (a UTF-8 BOM, whitespace before
+        C(<?php)), which breaks logins and redirects. An empty list turns the check off.
+    type: list
+    elements: str
+    default: [/wp-login.php]
   retries:
     description: How many more times to ask when the answer is not healthy.
     type: int
@@ -128,6 +136,7 @@ def main():
             paths=dict(type="list", elements="str", default=["/", "/wp-login.php"]),
             deadline=dict(type="float", default=5),
             accept=dict(type="list", elements="int", default=[200]),
+            cookie_paths=dict(type="list", elements="str", default=["/wp-login.php"]),
             retries=dict(type="int", default=0),
             delay=dict(type="float", default=2),
             url=dict(type="str"),
@@ -151,7 +160,7 @@ def main():
     while True:
         tries += 1
         origin = probe_paths(p["paths"], p["deadline"], host_header=p["host"], port=p["port"], scheme=p["scheme"])
-        ok = healthy(origin, p["deadline"], accept=p["accept"])
+        ok = healthy(origin, p["deadline"], accept=p["accept"], cookie_paths=p["cookie_paths"])
         if ok or tries > p["retries"]:
             break
         time.sleep(p["delay"])

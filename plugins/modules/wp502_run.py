@@ -19,8 +19,10 @@ description:
     O(storm_minutes) ago, unless O(force).
   - C(state=unlocked) releases the lock of O(run_id) and records when the run ended.
   - C(state=rolled_back) undoes, latest first, every change the journal of O(run_id) (default the last run) still
-    holds in effect, file by file, byte for byte; values such as C(active_plugins) kept in the journal are
-    returned in RV(values) for the caller to put back.
+    holds in effect (only those of O(step) when given), file by file and rename by rename, byte for byte. WordPress
+    plugin lists (C(active_plugins), C(active_sitewide_plugins)) kept in the journal are written back exactly,
+    through the database client and the credentials of the site's wp-config.php. It refuses while a step of that
+    run is still working on the host (a run whose controller was killed, say).
   - C(state=status) reports the lock, the last run and its journal without changing anything.
 version_added: "0.1.0"
 author:
@@ -52,6 +54,9 @@ options:
     description: Take a live lock or ignore storm control. Only after checking the other run is gone.
     type: bool
     default: false
+  step:
+    description: With C(state=rolled_back), undo only the changes of this step (a rung that failed its probe).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -106,10 +111,21 @@ undone:
   type: list
   elements: dict
 values:
-  description: Values the journal kept (name and exact previous value) for the caller to restore.
+  description: Values the journal kept (name, exact previous value, where it lives) that were written back.
   returned: when state is rolled_back
   type: list
   elements: dict
+touched:
+  description: What the undone changes touched (C(fpm), C(nginx), C(apache), C(plugins)).
+  returned: when state is rolled_back
+  type: list
+  elements: str
+reload:
+  description: The services to reload after the rollback, for the configuration files it put back.
+  returned: when state is rolled_back
+  type: list
+  elements: str
+  sample: [php8.2-fpm, nginx]
 journal:
   description: The journal entries of the run (latest state of each).
   returned: when state is status
@@ -124,6 +140,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_journal import Journal, LockedError, last_run
+from ansible.module_utils.wp502_wordpress import parse_wp_config
+from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -136,6 +154,64 @@ def _last_end(state_dir):
         return None
 
 
+def _which(*names):
+    for name in names:
+        for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"):
+            if os.access(os.path.join(d, name), os.X_OK):
+                return os.path.join(d, name)
+    return None
+
+
+def _worker_alive(lock):
+    pid = (lock or {}).get("worker")
+    if not isinstance(pid, int) or pid <= 1:
+        return None
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            cmdline = fh.read()
+    except (IOError, OSError):
+        return None
+    return pid if b"python" in cmdline or b"ansible" in cmdline.lower() else None
+
+
+def _restore_value(module, name, before, where):
+    """Write a plugin list back, exactly, into the site's database."""
+    import binascii
+
+    if where.get("encoding") != "hex" or not where.get("config"):
+        raise DBError("%s has no database to go back to in the journal" % name)
+    with open(where["config"], "rb") as fh:
+        cfg = parse_wp_config(fh.read().decode("utf-8", "replace"))
+    client = _which("mariadb", "mysql")
+    if not client:
+        raise DBError("no mysql or mariadb client on the host to write %s back" % name)
+    password = cfg.pop("db_password", None)
+    db = WordPressDB(lambda argv, env=None, timeout=None: module.run_command(argv, environ_update=env or {}),
+                     client, cfg, password)
+    db.set(where.get("list") or name, binascii.unhexlify(before))
+
+
+def _touched(entries):
+    """What to reload after undoing ``entries``: ``(kinds, units)``, kinds among fpm, nginx, apache,
+    plugins, and the systemd units that serve the files touched."""
+    kinds, units = [], []
+    for e in entries:
+        path = e.get("path") or ""
+        kind = {"pool_limits": "fpm", "plugins": "plugins"}.get(e["step"])
+        unit = None
+        if e["step"] == "pool_limits":
+            m = re.match(r"^/etc/php/(\d+\.\d+)/fpm/", path)
+            unit = "php%s-fpm" % m.group(1) if m else "php-fpm"
+        elif e["step"] == "frontend":
+            kind = "apache" if "apache" in path or "httpd" in path else "nginx"
+            unit = "nginx" if kind == "nginx" else ("apache2" if path.startswith("/etc/apache2/") else "httpd")
+        if kind and kind not in kinds:
+            kinds.append(kind)
+        if unit and unit not in units:
+            units.append(unit)
+    return kinds, units
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -145,6 +221,7 @@ def main():
             stale_minutes=dict(type="int", default=15),
             storm_minutes=dict(type="int", default=10),
             force=dict(type="bool", default=False),
+            step=dict(type="str"),
         ),
         required_if=[("state", "locked", ["run_id"]), ("state", "unlocked", ["run_id"])],
         supports_check_mode=True,
@@ -193,18 +270,29 @@ def main():
             held = journal.read_lock()
             result["changed"] = bool(held and held.get("run_id") == run_id)
     elif p["state"] == "rolled_back":
-        pending = [e for e in journal.entries() if e["state"] != "undone"]
-        values = [{"name": e["name"], "before": e["before"]} for e in pending if e["op"] == "value"]
+        pending = [e for e in journal.entries() if e["state"] != "undone" and (p["step"] is None or e["step"] == p["step"])]
+        values = [{"name": e["name"], "before": e["before"], "where": e.get("where") or {}} for e in pending if e["op"] == "value"]
+        worker = _worker_alive(journal.read_lock()) if journal.holds_lock() else None
+        if worker and not p["force"]:
+            module.fail_json(msg="run %s is still working on this host (pid %d): wait for it to end, or kill it, then "
+                                 "roll back" % (run_id, worker), run_id=run_id, lock=journal.read_lock())
         if module.check_mode:
-            result.update(changed=bool(pending), undone=pending, values=values)
+            kinds, units = _touched(pending)
+            result.update(changed=bool(pending), undone=pending, values=values, touched=kinds, reload=units)
         else:
             kept = []
+
+            def restore(name, before, where):
+                _restore_value(module, name, before, where)
+                kept.append({"name": name, "before": before, "where": where})
+
             try:
-                undone = journal.rollback(restore_value=lambda name, before: kept.append({"name": name, "before": before}))
-            except (IOError, OSError) as exc:
+                undone = journal.rollback(restore_value=restore, step=p["step"])
+            except (IOError, OSError, DBError, ValueError) as exc:
                 module.fail_json(msg="rollback of %s stopped: %s; what was undone so far is journaled, run it again after "
                                      "fixing the cause" % (run_id, exc), run_id=run_id)
-            result.update(changed=bool(undone), undone=undone, values=kept)
+            kinds, units = _touched(undone)
+            result.update(changed=bool(undone), undone=undone, values=kept, touched=kinds, reload=units)
     else:
         result["journal"] = journal.entries() if journal else []
     result["lock"] = journal.read_lock() if journal else None

@@ -147,3 +147,44 @@ def test_timeout_chain_flags():
 def test_status_page_of_a_pool_that_does_not_answer(tmp_path):
     assert "did not answer" in fpm.fpm_status(str(tmp_path / "no.sock"), "/status", timeout=0.5)["error"]
     assert fpm.fpm_status(str(tmp_path / "no.sock"), None) == {"error": "no pm.status_path in the pool"}
+
+
+# ---- the pool-limits rung's bounded raise ----------------------------------------------------------
+def _pool(**kw):
+    base = {"pm": "dynamic", "pm.max_children": 5, "pm.start_servers": 2, "pm.min_spare_servers": 1,
+            "pm.max_spare_servers": 3, "listen.backlog": 511, "request_terminate_timeout": 0, "max_execution_time": 30}
+    base.update(kw)
+    return base
+
+
+def test_raise_is_bounded_and_valid():
+    from wp502_fpm import emergency_raise, validate_pm
+
+    out = emergency_raise(_pool(), {"pm.max_children": 550}, frontend_timeout=None)
+    assert out["settings"] == {"pm.max_children": 20, "pm.start_servers": 5, "pm.min_spare_servers": 2,
+                               "pm.max_spare_servers": 6}
+    assert validate_pm(dict(_pool(), **out["settings"])) == []
+    assert "5 -> 20" in out["reasons"][0]
+    # RAM is the limit when it is lower than the step
+    assert emergency_raise(_pool(), {"pm.max_children": 8})["settings"]["pm.max_children"] == 8
+
+
+def test_raise_fixes_a_tiny_backlog_and_a_terminate_timeout_that_outlives_the_front_end():
+    from wp502_fpm import emergency_raise
+
+    tiny = _pool(**{"pm.max_children": 2, "pm.start_servers": 1, "pm.max_spare_servers": 2, "listen.backlog": 2})
+    out = emergency_raise(tiny, {"pm.max_children": 550}, frontend_timeout=15)
+    assert out["settings"]["pm.max_children"] == 8 and out["settings"]["listen.backlog"] == 511
+    assert out["settings"]["request_terminate_timeout"] == "15s"
+    # a terminate timeout already within the front-end's is left alone
+    assert "request_terminate_timeout" not in emergency_raise(_pool(request_terminate_timeout=10), None, frontend_timeout=15)["settings"]
+
+
+def test_raise_says_when_ram_allows_nothing_more():
+    from wp502_fpm import emergency_raise
+
+    out = emergency_raise(_pool(), {"pm.max_children": 4})
+    assert out["settings"] == {} and "RAM allows no more than 4" in out["reasons"][0]
+    assert emergency_raise(_pool(), None) == {"settings": {}, "reasons": []}
+    static = emergency_raise(_pool(pm="static"), {"pm.max_children": 100})
+    assert static["settings"] == {"pm.max_children": 20}

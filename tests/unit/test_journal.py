@@ -104,7 +104,7 @@ def test_renames_and_values(tmp_path):
     restored = {}
     with pytest.raises(ValueError, match="restore_value"):
         j.Journal("p", str(tmp_path / "state")).rollback()
-    run.rollback(restore_value=lambda name, before: restored.update({name: before}))
+    run.rollback(restore_value=lambda name, before, where: restored.update({name: before}))
     assert (plugins / "slow").is_dir()
     assert restored == {"active_plugins": 'a:1:{i:0;s:14:"slow/slow.php";}'}
     states = [json.loads(line)["state"] for line in Path(run.path).read_text().splitlines()]

@@ -21,13 +21,15 @@ class Origin(http.server.BaseHTTPRequestHandler):
         Origin.hosts.append(self.headers.get("Host"))
         if self.path == "/slow":
             time.sleep(1.5)
-        code = {"/bad": 502, "/wp-login.php": 200, "/": 200, "/ok": 200, "/slow": 200}.get(self.path, 404)
+        code = {"/bad": 502, "/wp-login.php": 200, "/": 200, "/ok": 200, "/slow": 200, "/bom-login": 200}.get(self.path, 404)
         if self.path == "/flaky":
             Origin.calls["flaky"] += 1
             code = 502 if Origin.calls["flaky"] < 3 else 200
         self.send_response(code)
         if code == 502:
             self.send_header("cf-ray", "8f1c2a3b4c5d6e7f-AMS")
+        if self.path == "/wp-login.php":  # as WordPress does; /bom-login is a login page that lost its headers
+            self.send_header("Set-Cookie", "wordpress_test_cookie=WP%20Cookie%20check; path=/")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -81,3 +83,11 @@ def test_nobody_listening(run_module):
 def test_bad_input(run_module, args, message):
     out = run_module(mod, **args)
     assert out["_rc"] == 1 and message in out["msg"]
+
+
+def test_a_login_page_that_cannot_set_its_cookie_is_not_healthy(port, run_module):
+    lost = run_module(mod, port=port, paths=["/", "/bom-login"], cookie_paths=["/bom-login"])
+    assert lost["healthy"] is False and lost["origin"]["/bom-login"] == {**lost["origin"]["/bom-login"], "status": 200, "cookie": False}
+    assert run_module(mod, port=port, paths=["/", "/bom-login"], cookie_paths=[])["healthy"] is True
+    login = run_module(mod, port=port)
+    assert login["healthy"] is True and login["origin"]["/wp-login.php"]["cookie"] is True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import wp502_journal
 import wp502_run as mod
@@ -28,23 +30,36 @@ def test_check_mode_writes_nothing(tmp_path, run_module):
     assert not (tmp_path / "lock").exists()
 
 
-def test_rollback_of_the_last_run_returns_kept_values(tmp_path, run_module):
+def test_rollback_of_one_step_then_of_the_last_run(tmp_path, run_module):
     conf = tmp_path / "www.conf"
     conf.write_bytes(b"pm.max_children = 5\n")
     journal = wp502_journal.Journal("r9", str(tmp_path / "state"))
     journal.acquire()
+    journal.intend_value("plugins", "active_plugins", "613a303a7b7d")  # no database recorded: cannot go back
     seq = journal.intend_file("pool_limits", str(conf))
     conf.write_bytes(b"pm.max_children = 50\n")
     journal.done(seq)
-    journal.intend_value("plugins", "active_plugins", "a:0:{}")
     preview = run_module(mod, state="rolled_back", state_dir=str(tmp_path / "state"), _ansible_check_mode=True)
     assert preview["changed"] and len(preview["undone"]) == 2 and conf.read_bytes() == b"pm.max_children = 50\n"
-    out = run_module(mod, state="rolled_back", state_dir=str(tmp_path / "state"))
-    assert out["run_id"] == "r9" and out["changed"]
+    assert preview["touched"] == ["plugins", "fpm"]
+    out = run_module(mod, state="rolled_back", step="pool_limits", state_dir=str(tmp_path / "state"))
+    assert out["run_id"] == "r9" and out["changed"] and [e["step"] for e in out["undone"]] == ["pool_limits"]
     assert conf.read_bytes() == b"pm.max_children = 5\n"
-    assert out["values"] == [{"name": "active_plugins", "before": "a:0:{}"}]
-    again = run_module(mod, state="rolled_back", state_dir=str(tmp_path / "state"))
+    again = run_module(mod, state="rolled_back", step="pool_limits", state_dir=str(tmp_path / "state"))
     assert not again["changed"]
+    rest = run_module(mod, state="rolled_back", state_dir=str(tmp_path / "state"))
+    assert rest["_rc"] == 1 and "active_plugins has no database to go back to" in rest["msg"]
+    assert "run it again" in rest["msg"]
+
+
+def test_rollback_refuses_while_a_step_of_the_run_still_works(tmp_path, run_module):
+    journal = wp502_journal.Journal("r10", str(tmp_path))
+    journal.acquire()
+    journal.heartbeat(worker=os.getpid())  # this test's own python process stands for the step
+    out = run_module(mod, state="rolled_back", run_id="r10", state_dir=str(tmp_path))
+    assert out["_rc"] == 1 and f"still working on this host (pid {os.getpid()})" in out["msg"]
+    journal.heartbeat()
+    assert run_module(mod, state="rolled_back", run_id="r10", state_dir=str(tmp_path))["_rc"] == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: wp502_bom
+short_description: Strip UTF-8 byte order marks that make PHP files send output before their headers
+description:
+  - The BOM rung of the emergency ladder. A PHP file saved with a UTF-8 BOM sends three bytes before any header,
+    so redirects, cookies (logins) and any later C(header()) fail with "headers already sent".
+  - Each of O(files) (relative to O(path)) that starts with one or more BOMs is backed up in the journal of O(run_id)
+    (exact bytes, owner and mode) and rewritten without them. Files without a BOM are left alone.
+version_added: "0.1.0"
+author:
+  - wp502 contributors (@wp502)
+options:
+  path:
+    description: The WordPress root the files are relative to.
+    type: path
+    required: true
+  files:
+    description: PHP files to check, relative to O(path) (as C(wp502_evidence) lists them in C(bom_files)).
+    type: list
+    elements: str
+    required: true
+  run_id:
+    description: The emergency run that holds the host; its journal keeps the backups.
+    type: str
+    required: true
+  state_dir:
+    description: Where locks, journals and backups live on the host.
+    type: path
+    default: /var/lib/wp502
+attributes:
+  check_mode:
+    support: full
+    description: Lists the files that would be changed; writes nothing.
+  diff_mode:
+    support: full
+    description: The first line of each file before and after (the BOM shown as C(<U+FEFF>)).
+"""
+
+EXAMPLES = r"""
+- name: Strip the BOMs the evidence found
+  wp502_bom:
+    path: /var/www/wordpress
+    files: "{{ wp502_evidence.wordpress[0].bom_files }}"
+    run_id: "{{ wp502_run_id }}"
+"""
+
+RETURN = r"""
+stripped:
+  description: Files (relative to O(path)) that had a BOM and no longer do.
+  returned: always
+  type: list
+  elements: str
+backups:
+  description: Where each file's previous bytes are kept, by file.
+  returned: when changed and not in check mode
+  type: dict
+skipped:
+  description: Files that were not changed, with the reason (no BOM, missing, outside O(path)).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wp502_edit import strip_bom
+from ansible.module_utils.wp502_journal import Journal
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _first_line(data):
+    line = data.split(b"\n", 1)[0][:200].decode("utf-8", "replace")
+    return line.replace("\ufeff", "<U+FEFF>") + "\n"
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            files=dict(type="list", elements="str", required=True),
+            run_id=dict(type="str", required=True),
+            state_dir=dict(type="path", default="/var/lib/wp502"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not _RUN_ID.match(p["run_id"]):
+        module.fail_json(msg="run_id %r must be letters, digits, dots, dashes or underscores" % p["run_id"])
+    root = os.path.realpath(p["path"])
+    stripped, skipped, backups, diffs, todo = [], [], {}, [], []
+    for rel in p["files"]:
+        full = os.path.realpath(os.path.join(root, rel))
+        if not full.startswith(root + os.sep) or not full.endswith(".php"):
+            skipped.append({"file": rel, "reason": "not a PHP file under %s" % root})
+            continue
+        try:
+            with open(full, "rb") as fh:
+                data = fh.read()
+        except (IOError, OSError) as exc:
+            skipped.append({"file": rel, "reason": str(exc)})
+            continue
+        clean = strip_bom(data)
+        if clean == data:
+            skipped.append({"file": rel, "reason": "no BOM"})
+            continue
+        todo.append((rel, full, data, clean))
+        diffs.append({"before": _first_line(data), "after": _first_line(clean), "before_header": full, "after_header": full})
+    result = {"changed": bool(todo), "stripped": [t[0] for t in todo], "skipped": skipped}
+    if module._diff and diffs:
+        result["diff"] = diffs
+    if module.check_mode or not todo:
+        module.exit_json(**result)
+    journal = Journal(p["run_id"], p["state_dir"])
+    if not journal.holds_lock():
+        module.fail_json(msg="run %s does not hold this host: take it first (wp502_run state=locked run_id=%s)"
+                             % (p["run_id"], p["run_id"]))
+    for rel, full, _data, clean in todo:
+        seq = journal.intend_file("bom", full)
+        try:
+            st = os.stat(full)
+            tmp = full + ".wp502-new"
+            with open(tmp, "wb") as fh:
+                fh.write(clean)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, st.st_mode & 0o7777)
+            try:
+                os.chown(tmp, st.st_uid, st.st_gid)
+            except OSError:
+                pass
+            os.rename(tmp, full)
+        except (IOError, OSError) as exc:
+            journal.rollback(seqs=[seq])
+            module.fail_json(msg="cannot rewrite %s: %s (left as it was; files already stripped: %s)"
+                                 % (full, exc, ", ".join(stripped) or "none"), stripped=stripped, backups=backups)
+        journal.done(seq)
+        stripped.append(rel)
+        backups[rel] = os.path.join(journal.run_dir, "backup", str(seq))
+    result.update(stripped=stripped, backups=backups)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
