@@ -61,8 +61,13 @@ unit: venv ## unit tests (no Docker needed)
 lab-test: venv ## every lab fault induced for real on fresh containers
 	$(BIN)/pytest -q tests/lab
 
-molecule: venv ## Molecule scenarios on the lab image
-	cd $(CURDIR) && $(BIN)/molecule test --all
+# Scenarios are independent (own containers, own ephemeral dirs): MOLECULE_JOBS of them at a time.
+MOLECULE_JOBS ?= 3
+molecule: venv ## Molecule: default + one scenario per failure mode, MOLECULE_JOBS at a time (logs in artifacts/molecule/)
+	@mkdir -p artifacts/molecule
+	@ls molecule/*/molecule.yml | cut -d/ -f2 | xargs -P $(MOLECULE_JOBS) -I{} sh -c \
+	  'if $(BIN)/molecule test -s {} > artifacts/molecule/{}.log 2>&1; then echo "molecule {}: passed"; \
+	   else echo "molecule {}: FAILED (artifacts/molecule/{}.log)"; tail -n 80 artifacts/molecule/{}.log; exit 1; fi'
 
 clean: lab-down ## remove the lab and the virtualenv
 	rm -rf $(VENV)

@@ -75,6 +75,7 @@ class Isolation:
         self.where = where or {}
         self.heartbeat = heartbeat or (lambda: None)
         self.saved = {}
+        self.created = []
         self.out = {}  # unit -> the (from, to) renames that took it out
         self.last_healthy = False
         self.trail = []
@@ -183,10 +184,16 @@ class Isolation:
     def guard_path(self):
         return os.path.join(self.mu_dir, GUARD_NAME)
 
+    def _mkdir(self, path):
+        if not os.path.isdir(path):
+            seq = self.journal.intend_mkdir("plugins", path)
+            os.makedirs(path, 0o755)
+            self.journal.done(seq)
+            self.created.append(path)
+
     def put_guard(self, run_id):
         path = self.guard_path()
-        if not os.path.isdir(self.mu_dir):
-            os.makedirs(self.mu_dir, 0o755)
+        self._mkdir(self.mu_dir)
         seq = self.journal.intend_file("plugins", path)
         with open(path, "w") as fh:
             fh.write(GUARD % {"run_id": run_id})
@@ -216,8 +223,7 @@ class Isolation:
         for name, raw in self.saved.items():
             value_seqs[name] = self.journal.intend_value("plugins", name, binascii.hexlify(raw).decode("ascii"),
                                                          where=dict(self.where, list=name, encoding="hex"))
-        if not os.path.isdir(self.off_dir):
-            os.makedirs(self.off_dir, 0o755)
+        self._mkdir(self.off_dir)
         self.put_guard(run_id)
         names = [u["unit"] for u in units]
         try:
@@ -256,8 +262,9 @@ class Isolation:
                 self.journal.done(value_seqs[name])
         finally:
             self.drop_guard()
-            if os.path.isdir(self.off_dir) and not os.listdir(self.off_dir):
-                os.rmdir(self.off_dir)
+            for path in self.created:  # tidy what the rung created and no longer needs
+                if os.path.isdir(path) and not os.listdir(path):
+                    os.rmdir(path)
         result["probes"] = len(self.trail)
         result["still_out"] = sorted(self.out)
         result["moved"] = [{"from": frm, "to": to} for name in sorted(self.out) for frm, to in self.out[name]]

@@ -8,6 +8,7 @@ Layout under the state directory (default /var/lib/wp502)::
 
     lock                      {"run_id", "pid", "started", "heartbeat"} of the run holding the host
     runs/RUN_ID/journal.jsonl one JSON object per line: {"seq", "step", "op", "state": intent|done|undone, ...}
+                              (op: file, rename, mkdir, value)
     runs/RUN_ID/backup/N      the bytes a change replaced (N = the entry's seq)
     last                      the run id of the last run
 
@@ -173,6 +174,12 @@ class Journal:
                       "at": self.now()})
         return seq
 
+    def intend_mkdir(self, step, path):
+        """Before creating a directory (rollback removes it again once it is empty)."""
+        seq = len(self.entries()) + 1
+        self._append({"seq": seq, "step": step, "op": "mkdir", "path": path, "state": "intent", "at": self.now()})
+        return seq
+
     def intend_value(self, step, name, before, where=None):
         """Before changing a value held elsewhere (the active_plugins option, say): keep its exact bytes,
         and ``where`` it lives (what rollback needs to write it back)."""
@@ -208,6 +215,9 @@ class Journal:
                     if not os.path.isdir(os.path.dirname(entry["src"])):
                         os.makedirs(os.path.dirname(entry["src"]), 0o755)
                     os.rename(entry["dst"], entry["src"])
+            elif entry["op"] == "mkdir":
+                if os.path.isdir(entry["path"]) and not os.listdir(entry["path"]):
+                    os.rmdir(entry["path"])
             elif entry["op"] == "value":
                 if restore_value is None:
                     raise ValueError("entry %d keeps %s: a restore_value callback is needed" % (entry["seq"], entry["name"]))
@@ -219,6 +229,8 @@ class Journal:
 
 
 def _restore_file(backup, path, meta):
+    if not os.path.isdir(os.path.dirname(path)):  # tidied away after the change; its mkdir entry follows
+        os.makedirs(os.path.dirname(path), 0o755)
     tmp = path + ".wp502-restore"
     shutil.copy2(backup, tmp)
     if meta:

@@ -17,7 +17,8 @@ description:
     alive; a lock whose heartbeat is older than O(stale_minutes) belongs to a dead run and is taken over (reported
     in RV(recovered)). Storm control refuses a new run when the last one on this host ended less than
     O(storm_minutes) ago, unless O(force).
-  - C(state=unlocked) releases the lock of O(run_id) and records when the run ended.
+  - C(state=unlocked) releases the lock of O(run_id), records when the run ended, and keeps O(result) beside the
+    run's journal (C(runs/RUN_ID/result.json)), so that the host itself tells what the last run did.
   - C(state=rolled_back) undoes, latest first, every change the journal of O(run_id) (default the last run) still
     holds in effect (only those of O(step) when given), file by file and rename by rename, byte for byte. WordPress
     plugin lists (C(active_plugins), C(active_sitewide_plugins)) kept in the journal are written back exactly,
@@ -57,6 +58,9 @@ options:
   step:
     description: With C(state=rolled_back), undo only the changes of this step (a rung that failed its probe).
     type: str
+  result:
+    description: With C(state=unlocked), the run's outcome, kept on the host beside its journal as C(result.json).
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -222,6 +226,7 @@ def main():
             storm_minutes=dict(type="int", default=10),
             force=dict(type="bool", default=False),
             step=dict(type="str"),
+            result=dict(type="dict"),
         ),
         required_if=[("state", "locked", ["run_id"]), ("state", "unlocked", ["run_id"])],
         supports_check_mode=True,
@@ -265,6 +270,9 @@ def main():
                 data = json.dumps({"run_id": run_id, "at": time.time()}).encode()
                 with open(os.path.join(state_dir, "last_end"), "wb") as fh:
                     fh.write(data)
+                if p["result"] is not None:
+                    with open(os.path.join(journal.run_dir, "result.json"), "w") as fh:
+                        json.dump(p["result"], fh, indent=2, sort_keys=True, default=str)
             result["changed"] = released
         else:
             held = journal.read_lock()

@@ -1,17 +1,23 @@
-"""emergency-502.yml on real targets: the FPM rungs heal what they can, stop when there is nothing
-to heal, refuse a second run, and release the host whatever happens."""
+"""emergency-502.yml and rollback-502.yml on real targets, through ansible-runner as AWX runs them:
+the ladder heals, stops when there is nothing to heal, refuses a second run, releases the host
+whatever happens, and every change comes back byte for byte, even from a run killed mid-bisect."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import ansible_runner
-import pytest
 
 from .test_audit_lab import ROOT
 
 
 def emergency(target, tmp_path, cmdline=None, **extravars):
+    """emergency-502.yml through ansible_runner.run() as AWX runs it: (runner, the host's set_stats result)."""
     private = tmp_path / f"private-{target.name}-{len(list(tmp_path.iterdir()))}"
     (private / "inventory").mkdir(parents=True)
     hosts = json.loads(target.inventory.read_text())["all"]["children"]["wp502_lab"]["hosts"]
@@ -25,6 +31,23 @@ def emergency(target, tmp_path, cmdline=None, **extravars):
     return r, stats.get("wp502_emergency", {}).get(target.name)
 
 
+def snapshot(target):
+    """What rollback must bring back: the plugin tree, the exact active_plugins bytes, the configs."""
+    h = target.host
+    return {
+        "plugins": h.check_output("cd /var/www/wordpress/wp-content && "
+                                  "{ find plugins mu-plugins plugins-off -type f -exec sha256sum {} + ; find . | sort; } "
+                                  "2>/dev/null | sort || true"),
+        "active": h.check_output("mysql -N wordpress -e \"SELECT HEX(option_value) FROM wp_options WHERE option_name = "
+                                 "'active_plugins'\""),
+        "configs": h.check_output("sha256sum /etc/php/8.2/fpm/pool.d/www.conf /etc/nginx/sites-enabled/wordpress"),
+    }
+
+
+def rollback(target, tmp_path, *args):
+    return target.playbook("playbooks/rollback-502.yml", "-e", "wp502_rollback_hosts=wp502_lab", *args)
+
+
 def test_fpm_down_is_healed_by_the_restart_rung(nginx_target, tmp_path):
     nginx_target.break_("fpm_down")
     assert nginx_target.get("/") == 502
@@ -35,37 +58,99 @@ def test_fpm_down_is_healed_by_the_restart_rung(nginx_target, tmp_path):
     assert [rung["rung"] for rung in result["rungs"]] == ["restart_fpm"]  # the verdict skips reload
     assert nginx_target.get("/") == 200 and nginx_target.get("/wp-login.php") == 200
     assert not nginx_target.host.file("/var/lib/wp502/lock").exists
-    # storm control: a second run right after refuses, without touching the host
+    # on the healed host a second run changes nothing and takes nothing
     _r2, second = emergency(nginx_target, tmp_path)
-    assert "remediation storm" in second["refused"] and not second["locked"]
+    assert second["stopped"] == "healthy" and not second["locked"] and second["rungs"] == []
+    # storm control: broken again right after, a run refuses without touching the host
+    nginx_target.break_("fpm_down")
+    _r3, third = emergency(nginx_target, tmp_path)
+    assert "remediation storm" in third["refused"] and not third["locked"]
+    assert nginx_target.get("/") == 502
 
 
 def test_a_healthy_host_is_left_alone(apache_target, tmp_path):
     before = apache_target.host.run("systemctl show -p MainPID --value php8.2-fpm").stdout
     r, result = emergency(apache_target, tmp_path)
     assert r.status == "successful"
-    assert result["stopped"] == "healthy" and result["rungs"] == []
+    assert result["stopped"] == "healthy" and result["rungs"] == [] and not result["locked"]
     assert apache_target.host.run("systemctl show -p MainPID --value php8.2-fpm").stdout == before
+    assert not apache_target.host.file("/var/lib/wp502/last").exists
 
 
 def test_a_second_concurrent_run_is_refused(nginx_target, tmp_path):
+    nginx_target.break_("fpm_down")
     nginx_target.host.run("install -d /var/lib/wp502 && printf '%s' "
                           "'{\"run_id\": \"other-run\", \"pid\": 1, \"started\": 9999999999, \"heartbeat\": 9999999999}' "
                           "> /var/lib/wp502/lock")
-    _r, result = emergency(nginx_target, tmp_path)
-    assert "run other-run holds this host" in result["refused"]
+    r, result = emergency(nginx_target, tmp_path)
+    assert r.status == "failed" and "run other-run holds this host" in result["refused"]
     assert nginx_target.host.file("/var/lib/wp502/lock").contains("other-run")  # not released by the refused run
+    assert nginx_target.get("/") == 502
 
 
-@pytest.mark.parametrize("fault", ["segfault"])
-def test_what_the_fpm_rungs_cannot_heal_ends_with_the_verdict(nginx_target, tmp_path, fault):
-    nginx_target.break_(fault)
-    nginx_target.get("/")
-    _r, result = emergency(nginx_target, tmp_path)
+def test_a_crashing_plugin_is_found_and_rollback_brings_everything_back(nginx_target, tmp_path):
+    nginx_target.break_("segfault")
+    before = snapshot(nginx_target)
+    r, result = emergency(nginx_target, tmp_path)
+    assert r.status == "successful", r.stdout.read()[-4000:]
     assert result["top_cause"] == "crashing_worker"
-    assert result["healed"] is False and [x["rung"] for x in result["rungs"]] == ["restart_fpm"]
-    assert result["next_step"]
+    assert [x["rung"] for x in result["rungs"]] == ["restart_fpm", "plugins"]  # restart is tried first, and fails
+    assert result["healed_by"] == "plugins" and result["culprits"] == ["wp502-fault-segfault"]
+    plugins = result["rungs"][-1]
+    assert plugins["probes"] <= 1 + 2 + 1  # everything out, then ceil(log2 3) + 1 at most
+    assert nginx_target.get("/") == 200
+    assert rollback(nginx_target, tmp_path, "-e", f"wp502_run_id={result['run_id']}").returncode == 0
+    assert snapshot(nginx_target) == before
+    assert nginx_target.get("/") == 502  # as it was: rollback is exact, not smart
+
+
+def test_a_run_killed_mid_bisect_rolls_back_losing_nothing(nginx_target, tmp_path):
+    nginx_target.break_("upstream_timeout")  # each probe with the plugin in waits out the deadline
+    before = snapshot(nginx_target)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.Popen([str(os.path.join(os.path.dirname(sys.executable), "ansible-playbook")), "-i",
+                             str(nginx_target.inventory), "-e", "wp502_emergency_hosts=wp502_lab",
+                             str(ROOT / "playbooks" / "emergency-502.yml")],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    journal = "/var/lib/wp502/runs/*/journal.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until plugins are out and the bisection has started putting some back
+        renames = nginx_target.host.run(f"grep -h '\"op\": \"rename\"' {journal} 2>/dev/null | wc -l").stdout.strip()
+        if int(renames or 0) >= 4:
+            break
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        raise AssertionError("the plugins rung never started moving plugins")
+    os.killpg(proc.pid, signal.SIGKILL)  # kill -9 of ansible-playbook and its ssh
+    proc.wait(timeout=30)
+    assert snapshot(nginx_target) != before  # it died with plugins out
+    # Rollback refuses while the rung still works on the host; once it is gone, everything comes back.
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        done = rollback(nginx_target, tmp_path)
+        if done.returncode == 0 or "still working on this host" not in done.stdout:
+            break
+        time.sleep(3)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert snapshot(nginx_target) == before
     assert not nginx_target.host.file("/var/lib/wp502/lock").exists
+
+
+def test_a_pool_change_php_fpm_refuses_never_goes_live(nginx_target, tmp_path):
+    pool = "/etc/php/8.2/fpm/pool.d/www.conf"
+    before = nginx_target.host.file(pool).content
+    master = nginx_target.host.run("systemctl show -p MainPID --value php8.2-fpm").stdout
+    out = tmp_path / "invalid"
+    out.mkdir()
+    proc = nginx_target.playbook("tests/lab/playbooks/pool-invalid.yml", "-e", f"wp502_test_out={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    said = json.loads((out / f"{nginx_target.name}.json").read_text())
+    assert said["failed"] is False and "rejected the change" in said["msg"] and "byte for byte" in said["msg"]
+    assert "pm.max_spare_servers" in said["msg"]  # FPM's own reason
+    assert nginx_target.host.file(pool).content == before
+    assert nginx_target.host.run("php-fpm8.2 -t").rc == 0
+    assert nginx_target.host.run("systemctl show -p MainPID --value php8.2-fpm").stdout == master
 
 
 def test_check_mode_changes_nothing(nginx_target, tmp_path):
@@ -76,3 +161,13 @@ def test_check_mode_changes_nothing(nginx_target, tmp_path):
     assert nginx_target.get("/") == 502  # and nothing was done
     assert not nginx_target.host.service("php8.2-fpm").is_running
     assert not nginx_target.host.file("/var/lib/wp502/lock").exists
+
+
+def test_check_mode_shows_the_plan_for_the_plugins(nginx_target, tmp_path):
+    nginx_target.break_("segfault")
+    before = snapshot(nginx_target)
+    r, result = emergency(nginx_target, tmp_path, cmdline="--check --diff")
+    assert r.status == "successful"
+    assert [x["rung"] for x in result["rungs"]] == ["restart_fpm", "plugins"]
+    assert "would take out 3 plugins" in result["rungs"][-1]["note"]
+    assert snapshot(nginx_target) == before

@@ -135,8 +135,11 @@ def make_site(tmp_path, plugins=PLUGINS, inactive=("inactive/inactive.php",)):
 
 
 def tree(root):
+    """Every file (with its bytes) and every directory (None) under root."""
     out = {}
-    for dirpath, _dirs, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(dirpath, name), root) + "/"] = None
         for name in files:
             path = os.path.join(dirpath, name)
             with open(path, "rb") as fh:

@@ -70,7 +70,9 @@ def test_slow_plugin_names_the_slug_and_the_plugins_rung():
 def test_causes_the_ladder_cannot_fix_carry_a_next_step():
     for cause in ("socket_mismatch", "slow_database", "oom", "disk_full", "cdn_only"):
         entry = next(c for e, ev in CASES for c in v.diagnose(ev) if c["cause"] == cause)
-        assert entry["rungs"] == [] and entry["next_step"]
+        assert entry["next_step"]
+        # a slow database may come from a plugin's queries: taking plugins out is worth one rung
+        assert entry["rungs"] == (["plugins"] if cause == "slow_database" else [])
 
 
 def test_past_trouble_on_a_site_that_answers_now_weighs_less():

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A bounded burst of HTTP GETs to a lab target on the loopback address, run from the controller.
+"""A bounded burst of HTTP GETs to a lab target on the loopback address, run from the controller
+(to the port the lab publishes) or on the target itself (to its own port 80).
 
 Bounded in every direction whatever is asked: at most 1000 requests, 64 in flight, 60 seconds of
 wall clock, and only to 127.0.0.0/8 or ::1. Prints one JSON object: requests sent, status codes
