@@ -7,7 +7,7 @@ N ?= 3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit lint lab-test molecule bench bench-audit clean
+.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit lint lab-test molecule bench bench-emergency bench-audit clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -74,6 +74,9 @@ clean: lab-down ## remove the lab and the virtualenv
 
 bench: venv ## benchmarks of wp502_log_scan against grep (writes docs/benchmarks.md; needs ~6 GB in .bench/)
 	$(BIN)/python bench/bench_logscan.py $(BENCH_ARGS)
+
+bench-emergency: venv docker ## benchmark the emergency ladder: probes per culprit, heal time per fault, fpm_down vs a bare restart
+	$(BIN)/python bench/bench_emergency.py $(BENCH_EMERGENCY_ARGS)
 
 bench-audit: venv docker ## benchmark audit-502.yml on a 20-host lab fleet against ansible -m ping
 	$(BIN)/python bench/bench_audit.py $(BENCH_AUDIT_ARGS)

@@ -28,7 +28,7 @@ from ansible.module_utils.wp502_fpm import (
 )
 from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx, split_nginx_dump
 from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, workers_by_pool
-from ansible.module_utils.wp502_http import probe_paths
+from ansible.module_utils.wp502_http import healthy, probe_paths
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_verdict import diagnose, norm_addr
 from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug
@@ -109,7 +109,8 @@ class Collector:
     """One host's evidence. ``run(argv, env=None, timeout=None)`` runs commands (AnsibleModule.run_command)."""
 
     def __init__(self, run, since_epoch, now=None, probe_timeout=10.0, scan_files=True, recent_days=7,
-                 max_php_files=20000, os_reserve=None, db=True, probe=True, sites=None, extra_logs=None):
+                 max_php_files=20000, os_reserve=None, db=True, probe=True, sites=None, extra_logs=None,
+                 cookie_paths=("/wp-login.php",)):
         self.run = run
         self.since = since_epoch
         self.now = time.time() if now is None else now
@@ -122,6 +123,7 @@ class Collector:
         self.probe_enabled = probe
         self.sites_given = sites or []
         self.extra_logs = extra_logs or []
+        self.cookie_paths = tuple(cookie_paths or ())
         self.errors = []
         self.secrets = []
 
@@ -547,6 +549,7 @@ class Collector:
             site = sites[0] if sites else {"host": None, "listen": []}
             port, scheme = origin_endpoint(site.get("listen") or [])
             http["origin"] = self.probe(site.get("host"), port=port, scheme=scheme)
+            http["origin_healthy"] = healthy(http["origin"], self.probe_timeout, cookie_paths=self.cookie_paths)
             public = next((s.get("url") for s in sites if s.get("url")), None)
             if public:
                 http["public"] = self.probe(None, url=public)

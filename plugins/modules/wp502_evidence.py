@@ -70,6 +70,12 @@ options:
     description: Deadline of each HTTP probe in seconds.
     type: float
     default: 10
+  probe_cookie_paths:
+    description:
+      - Paths whose origin answer must also set a cookie for C(http.origin_healthy) (see C(wp502_probe)).
+    type: list
+    elements: str
+    default: [/wp-login.php]
   database:
     description: Query the database with the site's credentials.
     type: bool
@@ -166,7 +172,9 @@ db:
   returned: always
   type: dict
 http:
-  description: Origin (and public URL) probes with status, latency and the CDN detected.
+  description:
+    - Origin (and public URL) probes with status, latency and the CDN detected; C(origin_healthy) is the emergency
+      ladder's test on the origin's answers (every path 200 within O(probe_timeout), the cookie paths setting one).
   returned: always
   type: dict
 logs:
@@ -214,6 +222,7 @@ def main():
             )),
             probe=dict(type="bool", default=True),
             probe_timeout=dict(type="float", default=10),
+            probe_cookie_paths=dict(type="list", elements="str", default=["/wp-login.php"]),
             database=dict(type="bool", default=True),
             scan_files=dict(type="bool", default=True),
             recent_days=dict(type="int", default=7),
@@ -244,7 +253,8 @@ def main():
     collector = Collector(run, since, probe_timeout=p["probe_timeout"], scan_files=p["scan_files"],
                           recent_days=p["recent_days"], max_php_files=p["max_php_files"],
                           os_reserve=p["os_reserve_mb"] * 1024 * 1024 if p["os_reserve_mb"] else None,
-                          db=p["database"], probe=p["probe"], sites=p["sites"], extra_logs=p["extra_logs"])
+                          db=p["database"], probe=p["probe"], sites=p["sites"], extra_logs=p["extra_logs"],
+                          cookie_paths=p["probe_cookie_paths"])
     evidence = collector.collect()
     module.exit_json(changed=False, **evidence)
 

@@ -171,3 +171,20 @@ def test_check_mode_shows_the_plan_for_the_plugins(nginx_target, tmp_path):
     assert [x["rung"] for x in result["rungs"]] == ["restart_fpm", "plugins"]
     assert "would take out 3 plugins" in result["rungs"][-1]["note"]
     assert snapshot(nginx_target) == before
+
+
+def test_an_unreachable_host_is_reported_and_the_others_still_healed(nginx_target, tmp_path):
+    nginx_target.break_("fpm_down")
+    private = tmp_path / "private-ghost"
+    (private / "inventory").mkdir(parents=True)
+    hosts = {"ghost": {"ansible_host": "127.0.0.1", "ansible_port": 1}}  # first in line, serial 1
+    hosts.update(json.loads(nginx_target.inventory.read_text())["all"]["children"]["wp502_lab"]["hosts"])
+    (private / "inventory" / "hosts.json").write_text(json.dumps({"all": {"children": {"wordpress": {"hosts": hosts}}}}))
+    (private / "inventory" / "group_vars").symlink_to(ROOT / "inventories" / "lab" / "group_vars")
+    r = ansible_runner.run(private_data_dir=str(private), project_dir=str(ROOT), playbook="playbooks/emergency-502.yml",
+                           envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, quiet=True, timeout=600)
+    stats = next(e for e in r.events if e["event"] == "playbook_on_stats")["event_data"]["artifact_data"]["wp502_emergency"]
+    assert stats["ghost"]["stopped"] == "unreachable" and stats["ghost"]["unreachable"]
+    assert stats[nginx_target.name]["healed_by"] == "restart_fpm"
+    assert nginx_target.get("/") == 200
+    assert r.status == "failed"  # the run says a host could not be reached
