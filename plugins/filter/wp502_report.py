@@ -203,9 +203,95 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
     return "".join(out)
 
 
+def _label(value):
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def wp502_report_prometheus(summary, timestamp=None):
+    """The audit as a node_exporter textfile-collector file (Prometheus text format 0.0.4): per host,
+    whether it was audited, its top cause (and confidence), the origin's answers and each 502-class
+    signature count of the window."""
+    rows = summary.get("rows") or []
+    families = [
+        ("wp502_audited", "1 when the host was audited, 0 when it was unreachable or its evidence failed.",
+         [({"host": r["host"], "status": r["status"]}, 0 if r["status"] in ("unreachable", "failed") else 1) for r in rows]),
+        ("wp502_verdict", "The host's most likely cause of 502s (1 for the cause named).",
+         [({"host": r["host"], "cause": r["top_cause"]}, 1) for r in rows if r.get("top_cause")]),
+        ("wp502_verdict_confidence", "Confidence of the top cause, 0 to 1.",
+         [({"host": r["host"], "cause": r["top_cause"]}, r.get("confidence") or 0) for r in rows if r.get("top_cause")]),
+        ("wp502_origin_status", "HTTP status the origin answered per path (0: no answer).",
+         [({"host": r["host"], "path": path}, status or 0) for r in rows for path, status in sorted((r.get("origin") or {}).items())]),
+        ("wp502_signature_count", "502-class log signatures counted in the audit window.",
+         [({"host": r["host"], "signature": sig}, n) for r in rows for sig, n in sorted((r.get("signatures") or {}).items())]),
+    ]
+    out = []
+    for name, help_text, samples in families:
+        out.append("# HELP %s %s" % (name, help_text))
+        out.append("# TYPE %s gauge" % name)
+        for labels, value in samples:
+            out.append("%s{%s} %s" % (name, ",".join('%s="%s"' % (k, _label(v)) for k, v in labels.items()), value))
+    if timestamp is not None:
+        out += ["# HELP wp502_audit_timestamp_seconds When the audit ran (Unix time).",
+                "# TYPE wp502_audit_timestamp_seconds gauge", "wp502_audit_timestamp_seconds %d" % int(timestamp)]
+    return "\n".join(out) + "\n"
+
+
+def wp502_emergency_line(result):
+    """One line for an emergency run's outcome on a host (notifications, summaries)."""
+    result = result or {}
+    cause = result.get("top_cause") or "unknown"
+    if result.get("healed_by"):
+        culprits = result.get("culprits") or []
+        return "%s, healed by %s%s" % (cause, result["healed_by"], " (culprit: %s)" % ", ".join(culprits) if culprits else "")
+    for key in ("unreachable", "refused"):
+        if result.get(key):
+            return "%s: %s" % (key, result[key])
+    if result.get("stopped"):
+        return "%s, stopped: %s" % (cause, result["stopped"])
+    return "%s, NOT healed; next: %s" % (cause, result.get("next_step") or "see the evidence")
+
+
+def wp502_emergency_html(results, title="wp502 emergency run", when=""):
+    """An emergency run's fleet report: per host the outcome, and every rung with what it did and how
+    long it took (inline SVG bars), self-contained like the audit's page."""
+    esc = html.escape
+    out = ["<!doctype html><html lang=en><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body>" % (
+        esc(title), _CSS), "<h1>%s</h1>" % esc(title)]
+    if when:
+        out.append('<p class="muted">%s &middot; %d hosts</p>' % (esc(when), len(results)))
+    out.append('<table id="outcomes"><thead><tr><th>host</th><th>top cause</th><th>outcome</th><th>culprits</th>'
+               "<th>journal / undo</th></tr></thead><tbody>")
+    for host, given in sorted((results or {}).items()):
+        r = given or {}
+        ok = r.get("healed_by") or r.get("stopped") in ("healthy", "cdn_only")
+        out.append('<tr data-host="%s"><td>%s</td><td>%s</td><td class="%s">%s</td><td>%s</td><td>%s</td></tr>' % (
+            esc(host), esc(host), esc(r.get("top_cause") or "-"), "healthy" if ok else "bad",
+            esc(wp502_emergency_line(r)), esc(", ".join(r.get("culprits") or [])),
+            esc(" ".join(x for x in (r.get("journal"), r.get("rollback")) if x))))
+    out.append('</tbody></table><h2>Rungs</h2><div id="rungs">')
+    for host, r in sorted((results or {}).items()):
+        rungs = (r or {}).get("rungs") or []
+        out.append('<figure class="chart" data-host="%s"><figcaption>%s: %s</figcaption>%s<table>' % (
+            esc(host), esc(host), "no rung climbed" if not rungs else "%d rung(s), %.1f s" % (
+                len(rungs), sum(float(x.get("seconds") or 0) for x in rungs)),
+            _hbars([("%s%s" % (x.get("rung"), " (healed)" if x.get("healed") else ""), float(x.get("seconds") or 0))
+                    for x in rungs], unit=" s", color="#1f6feb") if rungs else ""))
+        for x in rungs:
+            out.append('<tr data-rung="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+                esc(str(x.get("rung"))), esc(str(x.get("rung"))), "healed" if x.get("healed") else "not healed",
+                esc(", ".join(str(c) for c in x.get("origin") or [])), esc(str(x.get("note") or ""))))
+        out.append("</table></figure>")
+    out.append("</div>")
+    out.append('<script type="application/json" id="results">%s</script></body></html>' % json.dumps(results).replace(
+        "</", "<\\/"))
+    return "".join(out)
+
+
 class FilterModule:
     """wp502 report filters."""
 
     def filters(self):
         return {"wp502_fleet_summary": wp502_fleet_summary, "wp502_report_markdown": wp502_report_markdown,
-                "wp502_report_html": wp502_report_html}
+                "wp502_report_html": wp502_report_html, "wp502_report_prometheus": wp502_report_prometheus,
+                "wp502_emergency_line": wp502_emergency_line, "wp502_emergency_html": wp502_emergency_html}

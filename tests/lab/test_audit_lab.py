@@ -35,6 +35,8 @@ def test_fleet_audit_through_ansible_runner(nginx_target, apache_target, tmp_pat
     assert stats["statuses"] == {"ok": 2, "unreachable": 1}
     assert stats["unhealthy"] == [nginx_target.name]
     (run_dir,) = reports.iterdir()
+    prom = (run_dir / "wp502.prom").read_text()
+    assert prom.count("wp502_audited{") == 3 and f'wp502_verdict{{host="{nginx_target.name}",cause="fpm_down"}} 1' in prom
     page = (run_dir / "report.html").read_text()
     assert "<svg" in page and 'id="verdicts"' in page and "http" not in page.split("<body>")[0].replace("http-equiv", "")
     assert f'data-host="{nginx_target.name}"' in page and "fpm_down" in page

@@ -97,3 +97,46 @@ def test_html_escapes_what_hosts_report():
 def test_an_empty_audit_says_so():
     md = rep.wp502_report_markdown(rep.wp502_fleet_summary({}, []), when="2026-11-23T23:00:00Z")
     assert "No host matched the audit's host pattern." in md
+
+
+def test_prometheus_textfile_is_valid_exposition_format():
+    import re
+
+    text = rep.wp502_report_prometheus(summary(), timestamp=1795480000.7)
+    sample = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*",?)*\})? '
+                        r'(?P<value>-?[0-9.e+]+)$')
+    families, samples = set(), {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            name, kind = line.split()[2:4]
+            assert kind == "gauge"
+            families.add(name)
+        elif not line.startswith("# HELP "):
+            m = sample.match(line)
+            assert m, f"not a Prometheus sample line: {line!r}"
+            assert m.group("name") in families  # every sample's family is declared before it
+            samples[line.rsplit(" ", 1)[0]] = float(m.group("value"))
+    assert samples['wp502_audited{host="web1",status="ok"}'] == 1
+    assert samples['wp502_audited{host="web5",status="unreachable"}'] == 0
+    assert samples['wp502_verdict{host="web1",cause="slow_plugin"}'] == 1
+    assert samples['wp502_verdict_confidence{host="web1",cause="slow_plugin"}'] == 0.9
+    assert samples['wp502_origin_status{host="web1",path="/wp-login.php"}'] == 502
+    assert samples['wp502_signature_count{host="web2",signature="connect_unavailable"}'] == 12
+    assert 'wp502_signature_count{host="web1",signature="max_children"}' not in samples  # zero counts are not listed
+    assert samples["wp502_audit_timestamp_seconds"] == 1795480000
+    assert text.endswith("\n")
+
+
+def test_prometheus_labels_are_escaped():
+    odd = rep.wp502_fleet_summary({'we"b\\1\n': {"wp502_evidence_result": evidence("healthy")}}, ['we"b\\1\n'])
+    assert 'host="we\\"b\\\\1\\n"' in rep.wp502_report_prometheus(odd)
+
+
+def test_one_line_per_emergency_outcome():
+    line = rep.wp502_emergency_line
+    assert line({"top_cause": "crashing_worker", "healed_by": "plugins", "culprits": ["bad"]}) == \
+        "crashing_worker, healed by plugins (culprit: bad)"
+    assert line({"top_cause": "fpm_down", "healed_by": "restart_fpm", "culprits": []}) == "fpm_down, healed by restart_fpm"
+    assert line({"unreachable": "ssh: connect refused"}) == "unreachable: ssh: connect refused"
+    assert line({"top_cause": "healthy", "stopped": "healthy"}) == "healthy, stopped: healthy"
+    assert line({"top_cause": "oom", "next_step": "add memory"}) == "oom, NOT healed; next: add memory"
