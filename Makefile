@@ -7,15 +7,16 @@ N ?= 3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit lint lab-test molecule bench bench-emergency bench-audit clean
+.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit browser-test lint lab-test molecule bench bench-emergency bench-audit clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(BIN)/ansible-playbook: requirements.txt
+$(BIN)/ansible-playbook: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 venv: $(BIN)/ansible-playbook ## create .venv with the pinned Python dependencies
@@ -41,9 +42,10 @@ lab-reset: venv ## put every lab host back to its healthy baseline
 demo: lab ## the main job on the built-in lab: break three hosts and show what they answer
 	$(BIN)/ansible-playbook playbooks/lab-demo.yml
 
-test: venv docker ## the test suite: lint, unit tests, lab fault tests, Molecule
+test: venv docker ## the test suite: lint, unit tests, the report in Chromium, lab tests, Molecule
 	$(MAKE) lint
 	$(MAKE) unit
+	$(MAKE) browser-test
 	$(MAKE) images
 	$(MAKE) lab-test
 	$(MAKE) molecule
@@ -57,6 +59,9 @@ lint: venv ## yamllint, ruff, ansible-lint (production), playbook syntax, valida
 
 unit: venv ## unit tests (no Docker needed)
 	$(BIN)/pytest -q tests/unit
+
+browser-test: venv ## the HTML report in headless Chromium (screenshot in artifacts/browser/)
+	$(BIN)/pytest -q tests/browser
 
 lab-test: venv ## every lab fault induced for real on fresh containers
 	$(BIN)/pytest -q tests/lab

@@ -1,0 +1,132 @@
+"""The fleet report in a real headless Chromium (Debian's chromium): the page loads from disk with
+no network, the browser's DOM has the verdict table, the charts and the data, and a screenshot
+is kept as a test artifact (artifacts/browser/report.png)."""
+
+from __future__ import annotations
+
+import html.parser
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
+import wp502_report as rep  # noqa: E402 - the filter plugin is a plain file, put on the path above
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = ROOT / "artifacts" / "browser"
+# As root in a closed network: no sandbox, and none of Chromium's own background connections.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def evidence(cause, confidence, slug=None, by_hour=None, workers=5):
+    top = {"cause": cause, "confidence": confidence, "evidence": ["why " + cause], "rungs": ["restart_fpm", "plugins"]}
+    if slug:
+        top["slug"] = slug
+    return {
+        "verdict": [top], "top_cause": cause,
+        "fpm": {"pools": [{"name": "www", "workers": workers, "pm.max_children": 5, "rss_p95": 42 << 20,
+                           "recommendation": {"pm.max_children": 40, "basis": {"available_bytes": 3 << 30}}}]},
+        "wordpress": [{"path": "/var/www/wordpress"}],
+        "http": {"origin": {"/": {"status": 502 if cause != "healthy" else 200}}},
+        "logs": {"signatures": {"connect_unavailable": {"count": 12}}, "suspects": []},
+        "peak_hours": {"by_hour": by_hour or {}}, "frontend": {"kind": "nginx"},
+    }
+
+
+HOSTVARS = {
+    "web1": {"wp502_evidence_result": evidence("fpm_down", 0.95, by_hour={"2026-11-23T20": 40, "2026-11-23T21": 12})},
+    "web2": {"wp502_evidence_result": evidence("slow_plugin", 0.8, "heavy-analytics", {"2026-11-23T21": 7})},
+    "web3": {"wp502_evidence_result": evidence("healthy", 0.9)},
+    "web<4>": {},
+}
+
+
+class DOM(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows, self.svgs, self.ids, self.scripts = [], 0, set(), 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-host" in a:
+            self.rows.append(a["data-host"])
+        if tag == "svg":
+            self.svgs += 1
+        if tag == "script":
+            self.scripts += 1
+        if "id" in a:
+            self.ids.add(a["id"])
+
+
+def png_size_and_colours(path: Path) -> tuple[int, int, int]:
+    """Width, height and how many distinct byte values the image data holds (a blank page has ~2)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    idat, pos = b"", 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    return width, height, len(set(zlib.decompress(idat)))
+
+
+def test_the_report_renders_in_chromium(tmp_path):
+    summary = rep.wp502_fleet_summary(HOSTVARS, list(HOSTVARS), unreachable=["web<4>"])
+    page = tmp_path / "report.html"
+    page.write_text(rep.wp502_report_html(summary, "wp502 fleet audit", "2026-11-24T02:00:00Z"))
+    profile = tmp_path / "profile"
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    parsed = DOM()
+    parsed.feed(dom)
+    assert parsed.rows == ["web1", "web2", "web3", "web<4>"]  # escaped in the source, whole in the browser's DOM
+    assert {"verdicts", "causes", "per-hour", "memory", "summary"} <= parsed.ids
+    assert parsed.svgs == 1 + 2 + 3  # causes; 502s per hour of the two hosts that had some; one per pool
+    assert "heavy-analytics" in dom and "unreachable" in dom
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    width, height, colours = png_size_and_colours(shot)
+    assert (width, height) == (1280, 1600)
+    assert colours > 20, "the screenshot is blank"
+
+
+def test_the_emergency_report_shows_each_rung(tmp_path):
+    results = {
+        "wp1": {"top_cause": "fpm_down", "healed_by": "restart_fpm", "culprits": [], "journal": "/var/lib/wp502/runs/A",
+                "rungs": [{"rung": "restart_fpm", "healed": True, "seconds": 1.9, "origin": [200, 200], "note": ""}]},
+        "wp2": {"top_cause": "crashing_worker", "healed_by": "plugins", "culprits": ["wp502-fault-segfault"],
+                "rollback": "ansible-playbook playbooks/rollback-502.yml -l wp2 -e wp502_run_id=B",
+                "rungs": [{"rung": "restart_fpm", "healed": False, "seconds": 8.2, "origin": [502, 502]},
+                          {"rung": "plugins", "healed": True, "seconds": 11.4, "origin": [200, 200],
+                           "note": "culprit: wp502-fault-segfault"}]},
+        "wp3": {"top_cause": "oom", "stopped": "", "rungs": [], "next_step": "add memory"},
+    }
+    page = tmp_path / "emergency.html"
+    page.write_text(rep.wp502_emergency_html(results, "wp502 emergency run", "2026-11-24T02:00:00Z"))
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    parsed = DOM()
+    parsed.feed(dom)
+    assert parsed.rows == ["wp1", "wp2", "wp3"] and {"outcomes", "rungs", "results"} <= parsed.ids
+    assert "healed by plugins (culprit: wp502-fault-segfault)" in dom and "NOT healed; next: add memory" in dom
+    assert dom.count('data-rung="restart_fpm"') == 2 and "19.6 s" in dom
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "emergency.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert png_size_and_colours(shot)[2] > 20
