@@ -1,0 +1,67 @@
+"""The wp502 command without a run: arguments, progress lines from runner events, verdict tables and
+exit codes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from wp502cli import main as cli
+
+
+def test_extravars_keep_their_types(tmp_path):
+    f = tmp_path / "vars.yml"
+    f.write_text("wp502_emergency_serial: 2\n")
+    assert cli.parse_extravars(["a=1", "b=true", "c=text", 'd={"x": 1}', '{"e": [1]}', f"@{f}", "empty="]) == {
+        "a": 1, "b": True, "c": "text", "d": {"x": 1}, "e": [1], "wp502_emergency_serial": 2, "empty": ""}
+    with pytest.raises(ValueError, match="expected VAR=VALUE"):
+        cli.parse_extravars(["novalue"])
+
+
+def test_bad_usage_exits_64(capsys):
+    assert cli.main(["emergency"]) == cli.USAGE  # -l is required: no fleet-wide emergency by accident
+    assert cli.main(["audit", "-e", "oops"]) == cli.USAGE
+    assert "expected VAR=VALUE" in capsys.readouterr().err
+
+
+def event(kind, host, task, action="wp502_plugins", **res):
+    return {"event": kind, "event_data": {"host": host, "task": task, "task_action": action, "res": res}}
+
+
+def test_progress_prints_what_hosts_do_and_say():
+    out = io.StringIO()
+    progress = cli.Progress(out)
+    progress(event("runner_on_ok", "wp1", "Take the plugins out and find the culprit", changed=True))
+    progress(event("runner_on_ok", "wp1", "Keep the run's result", action="ansible.builtin.set_fact"))
+    progress(event("runner_on_skipped", "wp1", "Reload PHP-FPM", action="ansible.builtin.systemd_service"))
+    progress(event("runner_on_ok", "wp1", "Say what happened", action="ansible.builtin.debug", msg="wp1: slow_plugin; healed by plugins"))
+    progress(event("runner_on_unreachable", "wp2", "Read the evidence and the verdict", msg="ssh: connect refused"))
+    progress({"event": "playbook_on_stats", "event_data": {"artifact_data": {"wp502_emergency": {}}}})
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert "wp1" in lines[0] and "Take the plugins out" in lines[0] and lines[0].endswith("changed")
+    assert lines[1].endswith("wp1: slow_plugin; healed by plugins")
+    assert "UNREACHABLE: ssh: connect refused" in lines[2]
+    assert progress.stats == {"wp502_emergency": {}}
+
+
+def test_emergency_table_and_exit_codes():
+    healed = {"top_cause": "crashing_worker", "healed_by": "plugins", "culprits": ["bad-plugin"],
+              "rungs": [{"rung": "restart_fpm", "seconds": 3.1}, {"rung": "plugins", "seconds": 9.8}],
+              "rollback": "ansible-playbook playbooks/rollback-502.yml -l wp1 -e wp502_run_id=X"}
+    rows, code = cli.emergency_table({"wp1": healed, "wp2": {"top_cause": "healthy", "stopped": "healthy"}})
+    assert code == cli.OK and "healed by plugins" in rows[1] and "bad-plugin" in rows[1] and "plugins (9.8)" in rows[1]
+    assert "undo: ansible-playbook playbooks/rollback-502.yml" in rows[2]
+    _rows, code = cli.emergency_table({"wp1": healed, "wp3": {"top_cause": "oom", "next_step": "add memory", "rungs": []}})
+    assert code == cli.UNHEALTHY
+    rows, code = cli.emergency_table({"wp3": {"top_cause": "oom"}, "wp4": {"unreachable": "ssh: timed out"}})
+    assert code == cli.FAILED and any("ssh: timed out" in r for r in rows)
+
+
+def test_audit_table_exit_code_says_whether_a_host_is_unhealthy():
+    rows, code = cli.audit_table({"verdicts": {"wp1": "fpm_down", "wp2": "healthy"}, "unhealthy": ["wp1"],
+                                  "statuses": {"ok": 2}, "report_dir": "/r"})
+    assert code == cli.UNHEALTHY and rows[1].split() == ["wp1", "fpm_down", "502s:", "run", "the", "emergency"]
+    assert rows[2].split() == ["wp2", "healthy", "ok"] and "report: /r/report.html" in rows[-1]
+    assert cli.audit_table({"verdicts": {"wp2": "healthy"}, "unhealthy": []})[1] == cli.OK

@@ -1,0 +1,5 @@
+import sys
+
+from wp502cli.main import main
+
+sys.exit(main())

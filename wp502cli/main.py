@@ -1,0 +1,179 @@
+"""wp502: run the fleet audit, the emergency ladder or a rollback through ansible-runner (as AWX
+does), with progress as the run goes and the verdict table at the end.
+
+    wp502 audit      [-i INVENTORY] [-l LIMIT] [-e VAR=VALUE ...] [--check]
+    wp502 emergency  -l HOSTS [-i INVENTORY] [-e VAR=VALUE ...] [--check] [--diff] [--force]
+    wp502 rollback   -l HOSTS [-i INVENTORY] [--run-id ID] [--check]
+
+Exit status: 0 when nothing is left broken, 1 when a host is still unhealthy (audit: a host has a
+cause of 502s; emergency: a host was not healed), 2 when the run itself failed (a host unreachable
+or refused, a task failed), 64 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ansible_runner
+import yaml
+
+PROJECT = Path(os.environ.get("WP502_PROJECT") or Path(__file__).resolve().parent.parent)
+PLAYBOOKS = {"audit": "audit-502.yml", "emergency": "emergency-502.yml", "rollback": "rollback-502.yml"}
+# Tasks that only talk to the controller: not worth a progress line.
+QUIET_ACTIONS = {"ansible.builtin.set_fact", "set_fact", "ansible.builtin.include_tasks", "include_tasks",
+                 "ansible.builtin.import_tasks", "ansible.builtin.include_role", "ansible.builtin.set_stats",
+                 "ansible.builtin.validate_argument_spec", "validate_argument_spec", "ansible.builtin.debug", "debug"}
+OK, UNHEALTHY, FAILED, USAGE = 0, 1, 2, 64
+
+
+def parse_extravars(pairs: list[str]) -> dict:
+    """-e VAR=VALUE (VALUE read as YAML, so numbers and booleans keep their type), -e JSON, -e @FILE."""
+    out: dict = {}
+    for pair in pairs:
+        if pair.startswith("@"):
+            out.update(yaml.safe_load(Path(pair[1:]).read_text()) or {})
+        elif pair.lstrip().startswith("{"):
+            out.update(json.loads(pair))
+        elif "=" in pair:
+            key, value = pair.split("=", 1)
+            out[key.strip()] = yaml.safe_load(value) if value else ""
+        else:
+            raise ValueError(f"-e {pair!r}: expected VAR=VALUE, a JSON object or @FILE")
+    return out
+
+
+class Progress:
+    """Prints one line per task result on a host, and the outcome lines the playbooks print."""
+
+    def __init__(self, out=sys.stdout):
+        self.out = out
+        self.started = time.monotonic()
+        self.stats: dict = {}
+
+    def __call__(self, event: dict) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind == "playbook_on_stats":
+            self.stats = data.get("artifact_data") or {}
+        elif kind.startswith("runner_on_") and kind != "runner_on_start":
+            self.line(kind[len("runner_on_"):], data)
+        return True
+
+    def line(self, state: str, data: dict) -> None:
+        host, task, action = data.get("host", "?"), data.get("task", ""), data.get("task_action", "")
+        res = data.get("res") or {}
+        if action in ("ansible.builtin.debug", "debug") and host != "localhost" and state == "ok":
+            msg = res.get("msg")
+            if msg:
+                self.write(f"{host:<14} {msg if isinstance(msg, str) else json.dumps(msg)}")
+            return
+        if action in QUIET_ACTIONS or state == "skipped" or host == "localhost":
+            return
+        status = "changed" if state == "ok" and res.get("changed") else state
+        if state in ("failed", "unreachable"):
+            status = f"{state.upper()}: {str(res.get('msg', ''))[:160]}"
+            if data.get("ignore_errors"):
+                status += " (ignored)"
+        self.write(f"{host:<14} {task[:70]:<70} {status}")
+
+    def write(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", file=self.out, flush=True)
+
+
+def audit_table(summary: dict) -> tuple[list[str], int]:
+    unhealthy = set(summary.get("unhealthy") or [])
+    rows = [f"{'host':<14} {'top cause':<18} state"]
+    for host, cause in sorted((summary.get("verdicts") or {}).items()):
+        state = "502s: run the emergency" if host in unhealthy else ("not audited" if cause is None else "ok")
+        rows.append(f"{host:<14} {cause or '-':<18} {state}")
+    rows.append(f"statuses: {summary.get('statuses')}; report: {summary.get('report_dir')}/report.html")
+    return rows, UNHEALTHY if unhealthy else OK
+
+
+def emergency_table(results: dict) -> tuple[list[str], int]:
+    rows = [f"{'host':<14} {'top cause':<18} {'outcome':<28} {'culprits':<28} rungs (seconds)"]
+    code = OK
+    for host, r in sorted(results.items()):
+        if r.get("refused") or r.get("unreachable"):
+            outcome, code = ("refused" if r.get("refused") else "unreachable"), FAILED
+        elif r.get("healed_by"):
+            outcome = f"healed by {r['healed_by']}"
+        elif r.get("stopped") in ("healthy", "cdn_only"):
+            outcome = f"stopped: {r['stopped']}"
+        else:
+            outcome, code = "NOT healed", max(code, UNHEALTHY)
+        rungs = ", ".join(f"{x['rung']} ({x.get('seconds')})" for x in r.get("rungs") or []) or "-"
+        rows.append(f"{host:<14} {r.get('top_cause') or '-':<18} {outcome:<28} {', '.join(r.get('culprits') or []) or '-':<28} {rungs}")
+        if outcome == "NOT healed" and r.get("next_step"):
+            rows.append(f"{'':<14} next: {r['next_step']}")
+        if r.get("refused") or r.get("unreachable"):
+            rows.append(f"{'':<14} {r.get('refused') or r.get('unreachable')}")
+        if r.get("rollback"):
+            rows.append(f"{'':<14} undo: {r['rollback']}")
+    return rows, code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wp502", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("audit", "read-only fleet audit with its report"),
+                            ("emergency", "the emergency ladder, host by host"),
+                            ("rollback", "undo an emergency run from its journal")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("-i", "--inventory", help="inventory (default: ansible.cfg's, the lab)")
+        p.add_argument("-l", "--limit", required=name != "audit", help="hosts (a pattern, as ansible-playbook -l)")
+        p.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VAR=VALUE")
+        p.add_argument("--check", action="store_true", help="change nothing, show what would be done")
+        if name == "emergency":
+            p.add_argument("--diff", action="store_true", help="show every file change")
+            p.add_argument("--force", action="store_true", help="take a live lock or ignore storm control (after checking)")
+        if name == "rollback":
+            p.add_argument("--run-id", help="the run to undo (default: each host's last run)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        extravars = parse_extravars(args.extra_vars)
+    except SystemExit as exc:
+        return USAGE if exc.code else OK
+    except (ValueError, OSError, yaml.YAMLError) as exc:
+        print(f"wp502: {exc}", file=sys.stderr)
+        return USAGE
+    if args.command == "emergency" and args.force:
+        extravars["wp502_emergency_force"] = True
+    if args.command == "rollback" and args.run_id:
+        extravars["wp502_run_id"] = args.run_id
+    cmdline = " ".join(flag for flag, on in (("--check", args.check), ("--diff", getattr(args, "diff", False))) if on)
+    progress = Progress()
+    with tempfile.TemporaryDirectory(prefix="wp502-") as private:
+        kwargs = {"private_data_dir": private, "project_dir": str(PROJECT), "playbook": f"playbooks/{PLAYBOOKS[args.command]}",
+                  "extravars": extravars, "envvars": {"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")},
+                  "quiet": True, "event_handler": progress, "cmdline": cmdline or None}
+        if args.inventory:
+            kwargs["inventory"] = str(Path(args.inventory).resolve())
+        if args.limit:
+            kwargs["limit"] = args.limit
+        runner = ansible_runner.run(**kwargs)
+    print()
+    code = OK
+    if args.command == "audit" and "wp502_audit" in progress.stats:
+        rows, code = audit_table(progress.stats["wp502_audit"])
+    elif args.command == "emergency" and "wp502_emergency" in progress.stats:
+        rows, code = emergency_table(progress.stats["wp502_emergency"])
+    else:
+        rows = []
+    for row in rows:
+        print(row)
+    if runner.rc != 0 or runner.status != "successful":
+        print(f"wp502 {args.command}: the run ended {runner.status} (rc {runner.rc})", file=sys.stderr)
+        return FAILED
+    return code
