@@ -4,12 +4,15 @@ whatever happens, and every change comes back byte for byte, even from a run kil
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from typing import ClassVar
 
 import ansible_runner
 
@@ -17,16 +20,23 @@ from .test_audit_lab import ROOT
 
 
 def emergency(target, tmp_path, cmdline=None, **extravars):
-    """emergency-502.yml through ansible_runner.run() as AWX runs it: (runner, the host's set_stats result)."""
+    """emergency-502.yml through ansible_runner.run() in a private data dir laid out as AWX lays it
+    (env/extravars, env/cmdline, inventory/, project/ holding the project, ansible.cfg found there):
+    (runner, the host's set_stats result)."""
     private = tmp_path / f"private-{target.name}-{len(list(tmp_path.iterdir()))}"
-    (private / "inventory").mkdir(parents=True)
+    for d in ("env", "inventory"):
+        (private / d).mkdir(parents=True)
+    (private / "project").symlink_to(ROOT)
     hosts = json.loads(target.inventory.read_text())["all"]["children"]["wp502_lab"]["hosts"]
     (private / "inventory" / "hosts.json").write_text(json.dumps({"all": {"children": {"wordpress": {"hosts": hosts}}}}))
     (private / "inventory" / "group_vars").symlink_to(ROOT / "inventories" / "lab" / "group_vars")
-    r = ansible_runner.run(private_data_dir=str(private), project_dir=str(ROOT), playbook="playbooks/emergency-502.yml",
-                           extravars={"wp502_emergency_probe_retries": 2, **extravars},
-                           envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, quiet=True, timeout=600,
-                           cmdline=cmdline)
+    (private / "env" / "extravars").write_text(json.dumps({"wp502_emergency_probe_retries": 2, **extravars}))
+    if cmdline:
+        (private / "env" / "cmdline").write_text(cmdline)
+    r = ansible_runner.run(private_data_dir=str(private), playbook="playbooks/emergency-502.yml", quiet=True, timeout=600)
+    assert r.rc in (0, 2), r.stdout.read()[-3000:]  # 2: the run says a host was refused or unreachable
+    ran = {e["event_data"].get("host") for e in r.events if e["event"] == "runner_on_ok"}
+    assert target.name in ran  # per-host events, as AWX shows them
     stats = next(e for e in r.events if e["event"] == "playbook_on_stats")["event_data"].get("artifact_data", {})
     return r, stats.get("wp502_emergency", {}).get(target.name)
 
@@ -48,10 +58,36 @@ def rollback(target, tmp_path, *args):
     return target.playbook("playbooks/rollback-502.yml", "-e", "wp502_rollback_hosts=wp502_lab", *args)
 
 
+class Webhook(http.server.BaseHTTPRequestHandler):
+    """A local listener standing in for Slack or a generic webhook: keeps what it was sent."""
+
+    received: ClassVar[list] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Webhook.received.append((self.headers.get("Content-Type"), json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
 def test_fpm_down_is_healed_by_the_restart_rung(nginx_target, tmp_path):
     nginx_target.break_("fpm_down")
     assert nginx_target.get("/") == 502
-    r, result = emergency(nginx_target, tmp_path)
+    listener = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    try:
+        r, result = emergency(nginx_target, tmp_path,
+                              wp502_emergency_webhook_url=f"http://127.0.0.1:{listener.server_address[1]}/hook")
+    finally:
+        listener.shutdown()
+    ((ctype, payload),) = Webhook.received
+    assert ctype == "application/json"
+    assert payload["text"] == f"wp502 emergency-502.yml: {nginx_target.name}: fpm_down, healed by restart_fpm"
+    assert payload["wp502"][nginx_target.name]["healed_by"] == "restart_fpm"
     assert r.status == "successful", r.stdout.read()[-4000:]
     assert result["top_cause"] == "fpm_down"
     assert result["healed"] is True and result["healed_by"] == "restart_fpm"
