@@ -76,7 +76,9 @@ def main(argv=None) -> int:
                 counts = Counter(e["event_data"]["host"] for e in r.events
                                  if e["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable")
                                  and e["event_data"].get("host") != "localhost"
-                                 and e["event_data"].get("task_action") not in LOCAL_ACTIONS)
+                                 and e["event_data"].get("task_action") not in LOCAL_ACTIONS
+                                 # the report's tasks run on the controller, delegated
+                                 and "_ansible_delegated_vars" not in (e["event_data"].get("res") or {}))
                 trips = sorted(set(counts.values()))
                 collect = sorted(json.loads(f.read_text()).get("collect_seconds", 0)
                                  for f in (private / "reports").glob("audit-*/hosts/*.json"))
