@@ -531,6 +531,19 @@ class Collector:
         front = self.frontend()
         self.timeouts(fpm, front)
         sites = self.find_sites(front["servers"])
+        # The origin is asked first: what it answers now, before the slower reads below.
+        http = {}
+        if self.probe_enabled:
+            site = sites[0] if sites else {"host": None, "listen": []}
+            port, scheme = origin_endpoint(site.get("listen") or [])
+            http["origin"] = self.probe(site.get("host"), port=port, scheme=scheme)
+            http["origin_healthy"] = healthy(http["origin"], self.probe_timeout, cookie_paths=self.cookie_paths)
+            public = next((s.get("url") for s in sites if s.get("url")), None)
+            if public:
+                http["public"] = self.probe(None, url=public)
+                ray = [p.get("request_id") for p in http["public"].values() if p.get("request_id")]
+                cdn = [p.get("cdn") for p in http["public"].values() if p.get("cdn")]
+                http["cdn"], http["ray_id"] = (cdn[0] if cdn else None), (ray[0] if ray else None)
         wordpress, db = [], {}
         for site in sites:
             wp, cfg, password = self.wordpress(site)
@@ -544,18 +557,6 @@ class Collector:
                 if wp["db"].get("reachable"):
                     split_loaded(wp, active, set((wp["db"].get("themes") or {}).values()))
             wordpress.append(wp)
-        http = {}
-        if self.probe_enabled:
-            site = sites[0] if sites else {"host": None, "listen": []}
-            port, scheme = origin_endpoint(site.get("listen") or [])
-            http["origin"] = self.probe(site.get("host"), port=port, scheme=scheme)
-            http["origin_healthy"] = healthy(http["origin"], self.probe_timeout, cookie_paths=self.cookie_paths)
-            public = next((s.get("url") for s in sites if s.get("url")), None)
-            if public:
-                http["public"] = self.probe(None, url=public)
-                ray = [p.get("request_id") for p in http["public"].values() if p.get("request_id")]
-                cdn = [p.get("cdn") for p in http["public"].values() if p.get("cdn")]
-                http["cdn"], http["ray_id"] = (cdn[0] if cdn else None), (ray[0] if ray else None)
         logs = self.logs(front, fpm)
         disks = []
         for path in set([os.path.dirname(p) for p in logs.get("paths", []) if p.startswith("/")] + ["/var/lib/mysql", "/tmp", "/"]):
