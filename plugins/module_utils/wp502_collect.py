@@ -27,7 +27,7 @@ from ansible.module_utils.wp502_fpm import (
     validate_pm,
 )
 from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx, split_nginx_dump
-from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, workers_by_pool
+from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, which, workers_by_pool
 from ansible.module_utils.wp502_http import healthy, probe_paths
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_verdict import diagnose, norm_addr
@@ -146,13 +146,9 @@ class Collector:
         with open(path, "rb") as fh:
             return fh.read(limit).decode("utf-8", "replace")
 
-    def _which(self, *names):
-        for name in names:
-            for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"):
-                path = os.path.join(d, name)
-                if os.access(path, os.X_OK):
-                    return path
-        return None
+    @staticmethod
+    def _which(*names):
+        return which(*names)
 
     # ---- systemd ---------------------------------------------------------------------------
     def unit_states(self, units):

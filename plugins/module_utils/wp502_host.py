@@ -16,6 +16,19 @@ from ansible.module_utils.wp502_fpm import percentile
 
 __metaclass__ = type
 
+BIN_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")
+
+
+def which(*names):
+    """The first of ``names`` found executable in the system's binary directories (not $PATH, which
+    a module's environment may not carry), or None."""
+    for name in names:
+        for d in BIN_DIRS:
+            path = os.path.join(d, name)
+            if os.access(path, os.X_OK):
+                return path
+    return None
+
 _FPM_MASTER = re.compile(r"^php-fpm[\d.]*: master process \((?P<conf>[^)]*)\)")
 _FPM_POOL = re.compile(r"^php-fpm[\d.]*: pool (?P<pool>\S+)")
 _MYSQL = re.compile(r"(?:^|/)(?:mysqld|mariadbd)(?:\s|$)")

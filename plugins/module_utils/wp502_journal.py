@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -29,6 +30,8 @@ import time
 __metaclass__ = type
 
 DEFAULT_STATE_DIR = "/var/lib/wp502"
+# What a run id may be: it names a directory under runs/.
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class LockedError(RuntimeError):

@@ -72,13 +72,10 @@ skipped:
 """
 
 import os
-import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_edit import strip_bom
-from ansible.module_utils.wp502_journal import Journal
-
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from ansible.module_utils.wp502_journal import RUN_ID, Journal
 
 
 def _first_line(data):
@@ -97,7 +94,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not _RUN_ID.match(p["run_id"]):
+    if not RUN_ID.match(p["run_id"]):
         module.fail_json(msg="run_id %r must be letters, digits, dots, dashes or underscores" % p["run_id"])
     root = os.path.realpath(p["path"])
     stripped, skipped, backups, diffs, todo = [], [], {}, [], []

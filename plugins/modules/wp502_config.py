@@ -119,9 +119,8 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_edit import set_apache_directives, set_fpm_pool, set_nginx_directives
-from ansible.module_utils.wp502_journal import Journal
+from ansible.module_utils.wp502_journal import RUN_ID, Journal
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\[\]-]*$")
 
 
@@ -161,7 +160,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not _RUN_ID.match(p["run_id"]) or not _RUN_ID.match(p["step"]):
+    if not RUN_ID.match(p["run_id"]) or not RUN_ID.match(p["step"]):
         module.fail_json(msg="run_id and step must be letters, digits, dots, dashes or underscores")
     bad = [k for k, v in p["settings"].items() if not _NAME.match(str(k)) or re.search(r"[\r\n;{}]", str(v))]
     if bad or not p["settings"]:

@@ -170,21 +170,12 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wp502_host import which
 from ansible.module_utils.wp502_http import healthy, probe_paths
 from ansible.module_utils.wp502_isolate import Isolation
-from ansible.module_utils.wp502_journal import Journal
+from ansible.module_utils.wp502_journal import RUN_ID, Journal
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
-
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def _which(*names):
-    for name in names:
-        for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"):
-            if os.access(os.path.join(d, name), os.X_OK):
-                return os.path.join(d, name)
-    return None
 
 
 def _wait_sockets(paths, timeout=15.0):
@@ -224,7 +215,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not _RUN_ID.match(p["run_id"]):
+    if not RUN_ID.match(p["run_id"]):
         module.fail_json(msg="run_id %r must be letters, digits, dots, dashes or underscores" % p["run_id"])
     if not 0 < p["deadline"] <= 120 or not 0 < p["port"] < 65536 or p["max_probes"] < 0:
         module.fail_json(msg="deadline must be in (0, 120], port in 1..65535 and max_probes >= 0")
@@ -252,7 +243,7 @@ def main():
 
     cautions = []
     db = None
-    client = _which("mariadb", "mysql")
+    client = which("mariadb", "mysql")
     try:
         if not client:
             raise DBError("no mysql or mariadb client on the host")

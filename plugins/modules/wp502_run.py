@@ -143,11 +143,10 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wp502_journal import Journal, LockedError, last_run
+from ansible.module_utils.wp502_host import which
+from ansible.module_utils.wp502_journal import RUN_ID, Journal, LockedError, last_run
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
-
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def _last_end(state_dir):
@@ -157,13 +156,6 @@ def _last_end(state_dir):
     except (IOError, OSError, ValueError):
         return None
 
-
-def _which(*names):
-    for name in names:
-        for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"):
-            if os.access(os.path.join(d, name), os.X_OK):
-                return os.path.join(d, name)
-    return None
 
 
 def _worker_alive(lock):
@@ -186,7 +178,7 @@ def _restore_value(module, name, before, where):
         raise DBError("%s has no database to go back to in the journal" % name)
     with open(where["config"], "rb") as fh:
         cfg = parse_wp_config(fh.read().decode("utf-8", "replace"))
-    client = _which("mariadb", "mysql")
+    client = which("mariadb", "mysql")
     if not client:
         raise DBError("no mysql or mariadb client on the host to write %s back" % name)
     password = cfg.pop("db_password", None)
@@ -236,7 +228,7 @@ def main():
     run_id = p["run_id"] or (last_run(state_dir) if p["state"] in ("rolled_back", "status") else None)
     if p["state"] == "rolled_back" and not run_id:
         module.fail_json(msg="no run to roll back: %s holds no journal (pass run_id)" % state_dir)
-    if run_id and not _RUN_ID.match(run_id):
+    if run_id and not RUN_ID.match(run_id):
         module.fail_json(msg="run_id %r must be letters, digits, dots, dashes or underscores" % run_id)
     result = {"changed": False, "run_id": run_id}
     journal = Journal(run_id, state_dir, stale_after=p["stale_minutes"] * 60) if run_id else None
