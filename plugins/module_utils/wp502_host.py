@@ -9,8 +9,10 @@ is saturated and the status page cannot answer.
 
 from __future__ import absolute_import, division, print_function
 
+import math
 import os
 import re
+import subprocess
 
 from ansible.module_utils.wp502_fpm import percentile
 
@@ -28,6 +30,52 @@ def which(*names):
             if os.access(path, os.X_OK):
                 return path
     return None
+
+
+# Every external command wp502 runs on a target has a deadline: a hung `nginx -T`, `mysql` or
+# `systemctl` must not stall the module's round trip.
+DEFAULT_TIMEOUT = 30
+# What GNU timeout(1) exits with when the deadline passed (124), or when it had to SIGKILL (137).
+_TIMED_OUT = (124, 137)
+
+
+class CommandTimeoutError(OSError):
+    """A command did not finish within its deadline; the message names the command."""
+
+
+def describe(argv):
+    """A command as an operator would type it, for messages (no secrets are passed on argv)."""
+    return " ".join(str(a) for a in argv)
+
+
+def deadline_runner(run_command, timeout_bin=None, default=DEFAULT_TIMEOUT):
+    """``run(argv, env=None, timeout=None) -> (rc, out, err)`` on top of AnsibleModule.run_command
+    (``run_command(argv, environ_update=...)``), with a deadline on every command.
+
+    The command runs under coreutils' ``timeout`` (SIGTERM at the deadline, SIGKILL 5 s later);
+    one that outlives it raises :class:`CommandTimeoutError` naming the command. Without ``timeout``
+    on the host, the command runs through :mod:`subprocess` with the same deadline.
+    """
+    timeout_bin = timeout_bin if timeout_bin is not None else which("timeout")
+
+    def run(argv, env=None, timeout=None):
+        seconds = default if timeout is None else timeout
+        limit = max(1, math.ceil(seconds))
+        if timeout_bin:
+            rc, out, err = run_command([timeout_bin, "-k", "5", str(limit), *argv], environ_update=env or {})
+            if rc in _TIMED_OUT:
+                raise CommandTimeoutError("`%s` did not finish within %d s (killed)" % (describe(argv), limit))
+            return rc, out, err
+        full_env = dict(os.environ, **(env or {}))
+        try:
+            proc = subprocess.run(list(argv), env=full_env, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=limit, check=False)
+        except subprocess.TimeoutExpired:
+            raise CommandTimeoutError("`%s` did not finish within %d s (killed)" % (describe(argv), limit)) from None
+        return (proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+
+    return run
+
 
 _FPM_MASTER = re.compile(r"^php-fpm[\d.]*: master process \((?P<conf>[^)]*)\)")
 _FPM_POOL = re.compile(r"^php-fpm[\d.]*: pool (?P<pool>\S+)")
