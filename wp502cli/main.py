@@ -30,6 +30,17 @@ QUIET_ACTIONS = {"ansible.builtin.set_fact", "set_fact", "ansible.builtin.includ
                  "ansible.builtin.import_tasks", "ansible.builtin.include_role", "ansible.builtin.set_stats",
                  "ansible.builtin.validate_argument_spec", "validate_argument_spec", "ansible.builtin.debug", "debug"}
 OK, UNHEALTHY, FAILED, USAGE = 0, 1, 2, 64
+# Where ansible-playbook and its siblings are: beside the interpreter running this command (the
+# virtualenv's bin/), whether or not that directory is on the caller's PATH.
+BINDIR = Path(sys.executable).parent
+
+
+def ansible_env() -> dict:
+    """The environment for ansible-runner: this interpreter's bin/ first on PATH, so that
+    `.venv/bin/wp502` works from any shell (ansible-runner looks ansible-playbook up on PATH)."""
+    path = os.environ.get("PATH", "")
+    parts = [p for p in path.split(os.pathsep) if p and Path(p) != BINDIR]
+    return {"PATH": os.pathsep.join([str(BINDIR), *parts]), "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")}
 
 
 def parse_extravars(pairs: list[str]) -> dict:
@@ -63,6 +74,8 @@ class Progress:
             self.stats = data.get("artifact_data") or {}
         elif kind.startswith("runner_on_") and kind != "runner_on_start":
             self.line(kind[len("runner_on_"):], data)
+        elif kind == "playbook_on_no_hosts_matched":
+            self.write(f"no host matched: {data.get('play', 'a play')} skipped")
         return True
 
     def line(self, state: str, data: dict) -> None:
@@ -154,9 +167,16 @@ def main(argv: list[str] | None = None) -> int:
         extravars["wp502_run_id"] = args.run_id
     cmdline = " ".join(flag for flag, on in (("--check", args.check), ("--diff", getattr(args, "diff", False))) if on)
     progress = Progress()
+    env = ansible_env()
+    playbook_bin = BINDIR / "ansible-playbook"
+    if not playbook_bin.exists():
+        print(f"wp502: no ansible-playbook beside {sys.executable}: install wp502 with `make venv`", file=sys.stderr)
+        return USAGE
+    # ansible-runner finds ansible-playbook through this process's PATH.
+    os.environ["PATH"] = env["PATH"]
     with tempfile.TemporaryDirectory(prefix="wp502-") as private:
         kwargs = {"private_data_dir": private, "project_dir": str(PROJECT), "playbook": f"playbooks/{PLAYBOOKS[args.command]}",
-                  "extravars": extravars, "envvars": {"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")},
+                  "extravars": extravars, "envvars": env,
                   "quiet": True, "event_handler": progress, "cmdline": cmdline or None}
         if args.inventory:
             kwargs["inventory"] = str(Path(args.inventory).resolve())

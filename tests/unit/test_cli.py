@@ -65,3 +65,21 @@ def test_audit_table_exit_code_says_whether_a_host_is_unhealthy():
     assert code == cli.UNHEALTHY and rows[1].split() == ["wp1", "fpm_down", "502s:", "run", "the", "emergency"]
     assert rows[2].split() == ["wp2", "healthy", "ok"] and "report: /r/report.html" in rows[-1]
     assert cli.audit_table({"verdicts": {"wp2": "healthy"}, "unhealthy": []})[1] == cli.OK
+
+
+def test_the_installed_command_works_from_a_shell_without_the_venv_on_path(tmp_path):
+    """README writes `.venv/bin/wp502 audit`: it must find ansible-playbook beside itself (it exited 127)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "wp502"
+    if not script.exists():
+        pytest.skip("the wp502 console script is installed by `make venv`")
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all: {children: {wordpress: {hosts: {}}}}\n")
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    proc = subprocess.run([str(script), "audit", "-i", str(inventory)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == cli.OK, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "no host matched" in proc.stdout  # ansible-playbook really ran the audit
