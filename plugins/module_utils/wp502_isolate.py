@@ -4,18 +4,33 @@
 """The plugins rung: take plugins out, and put back every one but the culprit (standard library only).
 
 Plugins are taken out the way ops teams do it by hand, by moving their files out of the plugins
-directory (to ``plugins-off`` beside it): WordPress skips an active plugin whose file is missing,
-whatever the database or a persistent object cache says. Each move is journaled before it
-happens, so a run killed at any point can be rolled back.
+directory (to ``plugins-off/RUN_ID/`` beside it, a directory of the run's own, so that nothing an
+earlier run or a person left in ``plugins-off`` is ever in the way): WordPress skips an active
+plugin whose file is missing, whatever the database or a persistent object cache says. Each move is
+journaled before it happens, so a run killed at any point can be rolled back.
 
 WordPress's ``validate_active_plugins()`` (run when someone opens the Plugins screen) would
 permanently drop active plugins whose files are missing. While plugins are out, a guard
 must-use plugin refuses every change to the plugin lists; the lists' exact bytes are journaled
 before anything moves, and at the end they are written back exactly, minus the culprits.
 
-:class:`Isolation` does the rung given the moves' journal, the database, a ``probe(), -> bool``
-that asks the site, and a ``reset()`` that restarts PHP-FPM (workers held by a slow or hung plugin
-would fail the next probe whatever is active).
+:class:`Isolation` does the rung given the moves' journal, the database, a ``probe() -> bool``
+that asks the site, a ``reset()`` that restarts PHP-FPM (workers held by a slow or hung plugin
+would fail the next probe whatever is active; it raises :class:`PoolsDownError` when the pools do not
+come back) and a ``pools() -> None or reason`` that says whether the pools the site depends on
+are up and accepting.
+
+Two rules keep the rung honest:
+
+- **A probe counts only when the pools are up.** A failed answer while FPM is down (a restart
+  refused by systemd's start limit, say) says nothing about the plugins in place: FPM is reset
+  and the site asked again; if the pools are still down the rung stops. No culprit is ever
+  decided by a probe whose pools were down.
+- **A rung that stops half-way puts everything back.** Every destination is checked before
+  anything moves; when anything fails afterwards, every plugin moved is put back and the lists
+  are written back as saved before :class:`RungFailedError` is raised; the guard stays until the lists
+  are whole again (``restored`` says whether all of that worked). A finished rung leaves out the
+  culprits and nothing else.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +38,8 @@ from __future__ import absolute_import, division, print_function
 import binascii
 import errno
 import os
+import re
+import socket
 import time
 
 from ansible.module_utils.wp502_ladder import find_culprits
@@ -40,6 +57,59 @@ GUARD = """<?php
 add_filter('pre_update_option_active_plugins', function ($value, $old) { return $old; }, PHP_INT_MAX, 2);
 add_filter('pre_update_site_option_active_sitewide_plugins', function ($value, $old) { return $old; }, PHP_INT_MAX, 2);
 """
+
+
+class PoolsDownError(RuntimeError):
+    """The PHP-FPM pools the site depends on are not up and accepting (the message says which and why)."""
+
+
+class RungFailedError(RuntimeError):
+    """The rung stopped before it finished. ``restored``: every plugin is back in place, the lists are
+    as saved and the guard is gone; ``still_out``: units still out; ``problems``: what could not be
+    put back."""
+
+    def __init__(self, cause, restored, still_out=(), problems=()):
+        RuntimeError.__init__(self, str(cause))
+        self.cause = cause
+        self.restored = restored
+        self.still_out = list(still_out)
+        self.problems = list(problems)
+
+
+def listen_address(listen):
+    """A pool's ``listen`` value -> (family, address) to connect to: a unix socket path, ``host:port``,
+    ``[v6]:port`` or a bare port (FPM then listens on every address: ask the loopback)."""
+    listen = listen.strip()
+    if listen.startswith("/"):
+        return socket.AF_UNIX, listen
+    m = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", listen)
+    if m:
+        host = "::1" if m.group(1) == "::" else m.group(1)
+        return socket.AF_INET6, (host, int(m.group(2)))
+    m = re.match(r"^(?:([^:\s]*):)?(\d+)$", listen)
+    if m and 0 < int(m.group(2)) < 65536:
+        host = m.group(1) or ""
+        if host in ("", "*", "0.0.0.0"):  # noqa: S104 - a pool on every address is asked on the loopback
+            host = "127.0.0.1"
+        return socket.AF_INET, (host, int(m.group(2)))
+    raise ValueError("%r is not a pool address (a unix socket path, host:port, [v6]:port or a port)" % listen)
+
+
+def accepts(listen, timeout=1.0):
+    """None when the pool at ``listen`` accepts a connection, else why not."""
+    try:
+        family, address = listen_address(listen)
+    except ValueError as exc:
+        return str(exc)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address)
+        return None
+    except (OSError, socket.error) as exc:
+        return "pool %s does not accept connections (%s)" % (listen, exc.strerror or exc)
+    finally:
+        sock.close()
 
 
 def units_of(files):
@@ -63,9 +133,10 @@ class Isolation:
     cannot be reached: every plugin on disk is then a suspect and no list is rewritten)."""
 
     def __init__(self, journal, plugin_dir, off_dir, mu_dir, db, probe, reset, lists=("active_plugins",),
-                 where=None, heartbeat=None):
+                 where=None, heartbeat=None, pools=None):
         self.journal = journal
         self.plugin_dir = plugin_dir
+        self.off_root = off_dir  # plugins-off; this run's moves go to off_root/RUN_ID
         self.off_dir = off_dir
         self.mu_dir = mu_dir
         self.db = db
@@ -74,6 +145,7 @@ class Isolation:
         self.lists = lists
         self.where = where or {}
         self.heartbeat = heartbeat or (lambda: None)
+        self.pools = pools or (lambda: None)
         self.saved = {}
         self.created = []
         self.out = {}  # unit -> the (from, to) renames that took it out
@@ -131,11 +203,15 @@ class Isolation:
     def _move(self, unit, out):
         """Take a unit out (its directory or file to the off directory) or put it back. Where the
         directory cannot be renamed there (EXDEV: another filesystem, or an overlayfs lower layer), its
-        main files are renamed in place to ``*.wp502-off`` instead: WordPress does not find them either."""
+        main files are renamed in place to ``*.wp502-off`` instead: WordPress does not find them either.
+        A unit stays in ``out`` until every one of its renames is back (a put-back that fails half-way
+        can be tried again)."""
         name = unit["unit"]
         if not out:
-            for frm, to in reversed(self.out.pop(name)):
-                self._rename(to, frm)
+            for frm, to in reversed(self.out[name]):
+                if os.path.lexists(to) or not os.path.lexists(frm):
+                    self._rename(to, frm)
+            del self.out[name]
             return
         pairs = [(os.path.join(self.plugin_dir, name), os.path.join(self.off_dir, name))]
         try:
@@ -154,10 +230,23 @@ class Isolation:
                     self._rename(frm, to)
                     done.append((frm, to))
             except OSError:
-                for frm, to in reversed(done):
-                    self._rename(to, frm)
+                if done:  # what is already renamed is put back with the rest of the rung's moves
+                    self.out[name] = done
                 raise
         self.out[name] = pairs
+
+    def destinations_free(self, units):
+        """Before anything moves: every place a unit may go must be free (this run's directory under
+        plugins-off, and the ``*.wp502-off`` names of the in-place fallback). Raises OSError naming them all."""
+        taken = []
+        for u in units:
+            candidates = [os.path.join(self.off_dir, u["unit"])]
+            candidates += [os.path.join(self.plugin_dir, f) + ".wp502-off" for f in u["files"] if not f.endswith("/")]
+            taken += [c for c in candidates if os.path.lexists(c)]
+        if taken:
+            raise OSError(errno.EEXIST, "nothing was moved: %s %s in the way (move %s aside, or roll back the run "
+                          "that left %s)" % (", ".join(taken), "is" if len(taken) == 1 else "are",
+                                             "it" if len(taken) == 1 else "them", "it" if len(taken) == 1 else "them"))
 
     def arrange(self, units, active):
         """Exactly ``active`` (unit names) in place, every other unit of ``units`` out."""
@@ -169,15 +258,35 @@ class Isolation:
             elif name not in want and name not in self.out:
                 self._move(u, out=True)
 
+    def _probe(self, active):
+        started = time.time()
+        healthy = bool(self.probe())
+        # A failed answer counts only when the pools it depends on were up: a 502 from a stopped FPM
+        # says nothing about the plugins in place.
+        down = None if healthy else self.pools()
+        entry = {"in": list(active), "healthy": healthy, "seconds": round(time.time() - started, 2),
+                 "counted": not down}
+        if down:
+            entry["pools_down"] = down
+        self.trail.append(entry)
+        self.heartbeat()
+        return entry
+
     def ask(self, units, active):
         self.arrange(units, active)
         if not self.last_healthy:
             # The last answer was bad: workers may still be held by the plugin that was in.
             self.reset()
-        started = time.time()
-        self.last_healthy = bool(self.probe())
-        self.trail.append({"in": list(active), "healthy": self.last_healthy, "seconds": round(time.time() - started, 2)})
-        self.heartbeat()
+        entry = self._probe(active)
+        if not entry["counted"]:
+            self.cautions.append("a probe with %d plugin(s) in was not counted: %s; PHP-FPM was reset and the site "
+                                 "asked again" % (len(active), entry["pools_down"]))
+            self.reset()
+            entry = self._probe(active)
+            if not entry["counted"]:
+                raise PoolsDownError("PHP-FPM's pools were down during the probe with %d plugin(s) in, twice (%s): no "
+                                "culprit can be decided while they are" % (len(active), entry["pools_down"]))
+        self.last_healthy = entry["healthy"]
         return self.last_healthy
 
     # ---- guard -------------------------------------------------------------------------------
@@ -210,46 +319,102 @@ class Isolation:
             self.journal.done(seq)
 
     # ---- the rung ----------------------------------------------------------------------------
+    def _tidy(self):
+        """Remove the directories the rung created and no longer needs (deepest first)."""
+        for path in reversed(self.created):
+            try:
+                if os.path.isdir(path) and not os.listdir(path):
+                    os.rmdir(path)
+            except OSError:
+                pass
+
+    def _lists_whole(self):
+        """None when every saved list holds its saved bytes again, else why not."""
+        if self.db is None:
+            return None
+        problems = []
+        for name, raw in self.saved.items():
+            try:
+                if self.db.get(name) != raw:
+                    self.db.set(name, raw)
+                if self.db.get(name) != raw:
+                    problems.append("%s could not be written back as saved" % name)
+            except Exception as exc:  # (DBError, a client that timed out, ...)
+                problems.append("%s could not be checked or written back (%s)" % (name, exc))
+        return "; ".join(problems) or None
+
+    def put_back(self, units, value_seqs):
+        """After a failure: every plugin back in place, the lists as saved, then (only then) no guard.
+        Returns the problems (empty when everything is back)."""
+        problems = []
+        for u in reversed(units):
+            if u["unit"] in self.out:
+                try:
+                    self._move(u, out=False)
+                except OSError as exc:
+                    problems.append("%s could not be put back (%s)" % (u["unit"], exc))
+        lists = self._lists_whole()
+        if lists:
+            problems.append(lists)
+        if not problems:
+            for seq in value_seqs.values():
+                self.journal.done(seq)
+            try:
+                self.drop_guard()
+            except OSError as exc:
+                problems.append("the guard %s could not be removed (%s)" % (self.guard_path(), exc))
+        elif os.path.exists(self.guard_path()):
+            problems.append("the guard %s stays, so that WordPress cannot rewrite the plugin lists, until they "
+                            "are whole again (rollback removes it)" % self.guard_path())
+        self._tidy()
+        return problems
+
     def run(self, run_id, max_probes=None):
         units = self.units()
+        self.off_dir = os.path.join(self.off_root, run_id)
         result = {"healed": False, "culprits": [], "culprit_files": [], "probes": 0, "trail": self.trail,
                   "suspects": [u["unit"] for u in units], "moved_to": self.off_dir, "cautions": self.cautions,
                   "lists": {}}
         if not units:
             result["note"] = "no active plugin to take out"
             return result
+        try:
+            self.destinations_free(units)
+        except OSError as exc:
+            raise RungFailedError(exc, restored=True) from exc
         # The exact lists, before anything moves (rollback writes them back whatever happened meanwhile).
         value_seqs = {}
-        for name, raw in self.saved.items():
-            value_seqs[name] = self.journal.intend_value("plugins", name, binascii.hexlify(raw).decode("ascii"),
-                                                         where=dict(self.where, list=name, encoding="hex"))
-        self._mkdir(self.off_dir)
-        self.put_guard(run_id)
         names = [u["unit"] for u in units]
         try:
+            for name, raw in self.saved.items():
+                value_seqs[name] = self.journal.intend_value("plugins", name, binascii.hexlify(raw).decode("ascii"),
+                                                             where=dict(self.where, list=name, encoding="hex"))
+            self._mkdir(self.off_root)
+            self._mkdir(self.off_dir)
+            self.put_guard(run_id)
             if not self.ask(units, []):
                 # Not the plugins: put everything back as it was.
                 self.arrange(units, names)
+                why = self._lists_whole()
+                if why:
+                    raise RuntimeError(why)
                 for seq in value_seqs.values():
                     self.journal.done(seq)
+                self.drop_guard()
+                self._tidy()
                 result["note"] = "the site does not answer with every plugin out: plugins are not the cause"
                 result["probes"] = len(self.trail)
+                result["still_out"] = []
+                result["moved"] = []
                 return result
             found = find_culprits(names, lambda active: self.ask(units, active),
                                   max_probes=None if max_probes is None else max(0, max_probes - 1))
-            culprits = found["culprits"]
             if not found["complete"]:
-                # Out of probes before a working set was confirmed: back to the state known to work
-                # (every plugin out), the lists untouched.
-                if not self.last_healthy or set(self.out) != set(names):
-                    self.ask(units, [])
-                culprits = []
-                result["note"] = ("the probe budget ran out before the culprit was found; every plugin stays out "
-                                  "(rollback puts them back)")
-            else:
-                self.arrange(units, [n for n in names if n not in culprits])
+                raise RuntimeError("the probe budget (%d) ran out before the culprit was found (raise max_probes, "
+                                   "or 0 for what bisection needs)" % max_probes)
+            culprits = found["culprits"]
+            self.arrange(units, [n for n in names if n not in culprits])
             culprit_files = [f for u in units if u["unit"] in culprits for f in u["files"]]
-            result.update(culprits=culprits, culprit_files=culprit_files, healed=self.last_healthy)
             # The lists, exactly as they were minus the culprits.
             for name, raw in self.saved.items():
                 current = self.db.get(name)
@@ -258,13 +423,20 @@ class Isolation:
                     self.cautions.append("%s changed while plugins were out (written back as saved)" % name)
                 if current != target:
                     self.db.set(name, target)
+                if self.db.get(name) != target:
+                    raise RuntimeError("%s could not be written back (it does not read back as written)" % name)
                 result["lists"][name] = {"before": plugin_files(name, raw), "after": plugin_files(name, target)}
-                self.journal.done(value_seqs[name])
-        finally:
+            stray = sorted(set(self.out) - set(culprits))
+            if stray:  # (cannot happen after arrange(); the rule is checked, not assumed)
+                raise RuntimeError("%s would stay out without being culprits" % ", ".join(stray))
+            for seq in value_seqs.values():
+                self.journal.done(seq)
             self.drop_guard()
-            for path in self.created:  # tidy what the rung created and no longer needs
-                if os.path.isdir(path) and not os.listdir(path):
-                    os.rmdir(path)
+            self._tidy()
+        except Exception as exc:
+            problems = self.put_back(units, value_seqs)
+            raise RungFailedError(exc, restored=not problems, still_out=sorted(self.out), problems=problems) from exc
+        result.update(culprits=culprits, culprit_files=culprit_files, healed=self.last_healthy)
         result["probes"] = len(self.trail)
         result["still_out"] = sorted(self.out)
         result["moved"] = [{"from": frm, "to": to} for name in sorted(self.out) for frm, to in self.out[name]]

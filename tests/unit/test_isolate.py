@@ -147,7 +147,7 @@ def tree(root):
     return out
 
 
-def rung(tmp_path, culprits, plugins=PLUGINS, on_probe=None, reset=None):
+def rung(tmp_path, culprits, plugins=PLUGINS, on_probe=None, reset=None, **kwargs):
     plugin_dir = make_site(tmp_path, plugins)
     journal = wp502_journal.Journal("run1", str(tmp_path / "state"))
     journal.acquire()
@@ -162,7 +162,7 @@ def rung(tmp_path, culprits, plugins=PLUGINS, on_probe=None, reset=None):
         return not present
 
     iso = Isolation(journal, str(plugin_dir), str(plugin_dir) + "-off", str(tmp_path / "wp-content" / "mu-plugins"), db,
-                    probe, reset or (lambda: None), where={"config": "/srv/wp-config.php"})
+                    probe, reset or (lambda: None), where={"config": "/srv/wp-config.php"}, **kwargs)
     return iso, db, journal, plugin_dir, probes
 
 
@@ -252,12 +252,13 @@ def test_a_run_killed_at_any_probe_rolls_back_losing_nothing(tmp_path, killed_at
     assert journal.rollback(restore_value=lambda *a: None) == []  # a second rollback has nothing left to do
 
 
-def test_a_budget_that_runs_out_leaves_every_plugin_out_and_the_list_alone(tmp_path):
+def test_a_budget_that_runs_out_puts_everything_back_and_says_so(tmp_path):
     iso, db, _journal, _dir, _probes = rung(tmp_path, ["slow"])
-    result = iso.run("run1", max_probes=2)
-    assert result["culprits"] == [] and "probe budget ran out" in result["note"]
-    assert result["healed"] and result["still_out"] == sorted(units_of(PLUGINS)[i]["unit"] for i in range(len(PLUGINS)))
-    assert db.lists["active_plugins"] == ser(PLUGINS)
+    before = tree(tmp_path / "wp-content")
+    with pytest.raises(wp502_isolate.RungFailedError, match="probe budget") as failed:
+        iso.run("run1", max_probes=2)
+    assert failed.value.restored and failed.value.still_out == []
+    assert tree(tmp_path / "wp-content") == before and db.lists["active_plugins"] == ser(PLUGINS)
 
 
 def test_without_a_database_every_plugin_on_disk_is_a_suspect(tmp_path):
@@ -266,16 +267,6 @@ def test_without_a_database_every_plugin_on_disk_is_a_suspect(tmp_path):
     result = iso.run("run1")
     assert "inactive" in result["suspects"] and result["culprits"] == ["slow"] and result["lists"] == {}
     assert any("database did not answer" in w for w in result["cautions"])
-
-
-def test_something_in_the_way_stops_the_move_before_it_happens(tmp_path):
-    iso, _db, journal, plugin_dir, _probes = rung(tmp_path, ["slow"])
-    (tmp_path / "wp-content" / "plugins-off" / "akismet").mkdir(parents=True)
-    with pytest.raises(OSError, match="is in the way"):
-        iso.run("run1")
-    assert (plugin_dir / "akismet" / "akismet.php").exists()
-    journal.rollback(restore_value=lambda *a: None)
-    assert sorted(os.listdir(plugin_dir)) == sorted({units_of([f])[0]["unit"] for f in PLUGINS} | {"inactive"})
 
 
 def test_units_group_files_and_refuse_odd_names():
@@ -306,3 +297,248 @@ def test_where_directories_cannot_move_the_plugin_files_are_renamed_in_place(tmp
     assert plugin_files("active_plugins", db.lists["active_plugins"]) == [f for f in PLUGINS if f != "slow/slow.php"]
     journal.rollback(restore_value=lambda *a: None)
     assert tree(tmp_path / "wp-content") == before
+
+
+# ---- a rung that cannot finish puts everything back -------------------------------------------------
+def unit_names(plugins=PLUGINS):
+    return sorted({units_of([f])[0]["unit"] for f in plugins})
+
+
+def assert_all_back(tmp_path, before, db, journal, plugins=PLUGINS):
+    """The site as the rung found it: every file and directory, the exact list, no guard; and a rollback
+    afterwards (the operator's command) changes nothing."""
+    assert tree(tmp_path / "wp-content") == before
+    assert db.lists["active_plugins"] == ser(plugins)
+    assert not (tmp_path / "wp-content" / "mu-plugins" / wp502_isolate.GUARD_NAME).exists()
+    journal.rollback(restore_value=lambda name, b, where: db.lists.update({name: binascii.unhexlify(b)}))
+    assert tree(tmp_path / "wp-content") == before and db.lists["active_plugins"] == ser(plugins)
+
+
+class Fpm:
+    """PHP-FPM as systemd runs it: a restart refused by the start limit leaves it down. ``down_after``:
+    the restarts (1-based) that systemd refuses; ``raises``: reset() says so, as the module's does
+    (otherwise it stays silent, as the module's did before)."""
+
+    def __init__(self, down_after=(), raises=False):
+        self.down_after = set(down_after)
+        self.raises = raises
+        self.restarts = 0
+        self.up = True
+
+    def reset(self):
+        self.restarts += 1
+        self.up = self.restarts not in self.down_after
+        if not self.up and self.raises:
+            raise wp502_isolate.PoolsDownError("php8.2-fpm did not come back: ActiveState=failed Result=start-limit-hit")
+
+    def pools(self):
+        return None if self.up else "php8.2-fpm is failed (Result=start-limit-hit)"
+
+
+FORTY = [f"p{i:02d}/p{i:02d}.php" for i in range(40)] + ["zz-innocent-40/zz-innocent-40.php"]
+
+
+def fpm_rung(tmp_path, fpm, culprit, plugins):
+    iso, db, journal, plugin_dir, _probes = rung(tmp_path, [culprit], plugins=plugins, reset=fpm.reset, pools=fpm.pools)
+    probe = iso.probe
+    iso.probe = lambda: fpm.up and probe()  # a stopped FPM: nginx answers 502 whatever is in place
+    return iso, db, journal, plugin_dir
+
+
+@pytest.mark.parametrize(("culprit", "down_after"), [
+    ("p17", {3}),            # the issue: the restart after a failed bisection probe is refused once
+    ("p17", {2, 4, 6}),      # refused again and again, each time once
+    ("p00", {2}),
+    ("zz-innocent-40", {1}),
+    ("p39", {1}),            # refused before the very first probe
+])
+def test_a_probe_while_the_pools_are_down_does_not_count(tmp_path, culprit, down_after):
+    fpm = Fpm(down_after)
+    iso, db, _journal, plugin_dir = fpm_rung(tmp_path, fpm, culprit, FORTY)
+    result = iso.run("run1")
+    assert result["healed"] and result["culprits"] == [culprit]
+    assert result["still_out"] == [culprit]
+    assert sorted(os.listdir(plugin_dir)) == sorted(set(unit_names(FORTY)) - {culprit} | {"inactive"})
+    assert db.lists["active_plugins"] == ser([f for f in FORTY if not f.startswith(culprit + "/")])
+    uncounted = [t for t in result["trail"] if not t["counted"]]
+    assert uncounted and all(not t["healthy"] and "start-limit-hit" in t["pools_down"] for t in uncounted)
+    assert any("was not counted" in c for c in result["cautions"])
+
+
+@pytest.mark.parametrize(("down_after", "raises"), [
+    ({1}, True),              # systemd refuses the restart before the first probe: nothing decided
+    ({2}, True),              # ... after the first failed bisection probe
+    ({2, 3}, False),          # the pools stay down, asked twice: the rung gives up
+    (set(range(1, 99)), False),
+])
+def test_pools_that_stay_down_stop_the_rung_with_everything_back(tmp_path, down_after, raises):
+    fpm = Fpm(down_after, raises=raises)
+    iso, db, journal, _dir = fpm_rung(tmp_path, fpm, "p17", FORTY)
+    before = tree(tmp_path / "wp-content")
+    with pytest.raises(wp502_isolate.RungFailedError, match="start-limit-hit") as failed:
+        iso.run("run1")
+    assert isinstance(failed.value.cause, wp502_isolate.PoolsDownError)
+    assert failed.value.restored and failed.value.still_out == [] and failed.value.problems == []
+    assert_all_back(tmp_path, before, db, journal, plugins=FORTY)
+
+
+@pytest.mark.parametrize(("in_the_way", "moves"), [
+    ("plugins-off/run1/akismet/", False),         # this run's own directory already holds a name
+    ("plugins-off/run1/hello.php", False),
+    ("plugins/slow/slow.php.wp502-off", False),    # the in-place fallback's name
+    ("plugins-off", False),                        # a file where the directory should be
+    ("plugins-off/akismet/", True),                # an earlier run or a person: not in this run's way
+    ("plugins-off/other-run/slow/", True),
+])
+def test_destinations_in_the_way_are_found_before_anything_moves(tmp_path, in_the_way, moves):
+    iso, db, journal, plugin_dir, _probes = rung(tmp_path, ["slow"])
+    path = tmp_path / "wp-content" / in_the_way
+    if in_the_way.endswith("/"):
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"someone else's\n")
+    before = tree(tmp_path / "wp-content")
+    if moves:
+        result = iso.run("run1")
+        assert result["culprits"] == ["slow"] and result["still_out"] == ["slow"]
+        assert sorted(os.listdir(plugin_dir)) == sorted(set(unit_names()) - {"slow"} | {"inactive"})
+        assert (tmp_path / "wp-content" / "plugins-off" / "run1" / "slow" / "slow.php").exists()
+        assert tree(tmp_path / "wp-content").get(in_the_way) == before[in_the_way]  # left alone
+        return
+    with pytest.raises(wp502_isolate.RungFailedError) as failed:
+        iso.run("run1")
+    assert failed.value.restored and (in_the_way.rstrip("/") in str(failed.value) or "File exists" in str(failed.value))
+    assert not [e for e in journal.entries() if e["op"] == "rename"]  # nothing moved
+    assert_all_back(tmp_path, before, db, journal)
+
+
+def failing_rename(monkeypatch, fail):
+    """os.rename as the rung sees it, failing (PermissionError) for the calls ``fail(n, src, dst)`` picks."""
+    real = os.rename
+    calls = []
+
+    def rename(src, dst):
+        calls.append((src, dst))
+        if fail(len(calls), src, dst):
+            raise PermissionError(13, "Permission denied", src)
+        return real(src, dst)
+
+    monkeypatch.setattr(wp502_isolate.os, "rename", rename)
+    return calls
+
+
+@pytest.mark.parametrize("case", [
+    "third_move_out",        # the first arrange: two units out, the third refuses
+    "mid_bisection",         # a move while bisecting
+    "first_put_back",        # bisection puts half of them back: the first refuses
+])
+def test_a_move_failing_half_way_puts_everything_back(tmp_path, monkeypatch, case):
+    iso, db, journal, _dir, _probes = rung(tmp_path, ["slow"])
+    guard = tmp_path / "wp-content" / "mu-plugins" / wp502_isolate.GUARD_NAME
+    gets = []
+    get = db.get
+    db.get = lambda name: gets.append(guard.exists()) or get(name)
+    before = tree(tmp_path / "wp-content")
+    gets.clear()
+    refused = []
+    picks = {"third_move_out": lambda n, src, dst: n == 3,
+             "mid_bisection": lambda n, src, dst: n == len(PLUGINS) + 2,
+             "first_put_back": lambda n, src, dst: "plugins-off" in src and not refused and not refused.append(n)}
+    failing_rename(monkeypatch, picks[case])
+    with pytest.raises(wp502_isolate.RungFailedError, match="Permission denied") as failed:
+        iso.run("run1")
+    monkeypatch.undo()
+    assert failed.value.restored and failed.value.still_out == []
+    assert gets and gets[-1] is True  # the lists were checked whole while the guard still stood
+    assert_all_back(tmp_path, before, db, journal)
+
+
+def test_a_put_back_that_fails_keeps_the_guard_and_says_so(tmp_path, monkeypatch):
+    iso, db, journal, plugin_dir, _probes = rung(tmp_path, ["slow"])
+    before = tree(tmp_path / "wp-content")
+    # the third move out fails, and so does putting "contact" back: it stays out
+    failing_rename(monkeypatch, lambda n, src, dst: n == 3 or src.endswith("plugins-off/run1/contact"))
+    with pytest.raises(wp502_isolate.RungFailedError) as failed:
+        iso.run("run1")
+    monkeypatch.undo()
+    assert not failed.value.restored and failed.value.still_out == ["contact"]
+    assert any("contact could not be put back" in p for p in failed.value.problems)
+    assert any("guard" in p and "stays" in p for p in failed.value.problems)
+    assert (tmp_path / "wp-content" / "mu-plugins" / wp502_isolate.GUARD_NAME).exists()
+    assert (plugin_dir / "akismet").exists() and not (plugin_dir / "contact").exists()
+    assert db.lists["active_plugins"] == ser(PLUGINS)
+    # the operator's rollback brings the rest back
+    journal.rollback(restore_value=lambda name, b, where: db.lists.update({name: binascii.unhexlify(b)}))
+    assert tree(tmp_path / "wp-content") == before
+
+
+@pytest.mark.parametrize(("broken", "restored"), [
+    ("set", True),    # the list cannot be written at the end: it still holds the saved bytes
+    ("get", False),   # the database went away: the list cannot be checked, so the guard stays
+])
+def test_a_database_failing_at_the_end_puts_the_plugins_back(tmp_path, broken, restored):
+    iso, db, _journal, plugin_dir, _probes = rung(tmp_path, ["slow"])
+    before = tree(tmp_path / "wp-content")
+
+    def on_probe(n, _db):
+        if n == 3:
+            setattr(db, broken, lambda *a: (_ for _ in ()).throw(DBError("ERROR 2002: Can't connect")))
+
+    iso.probe, probe = (lambda: (on_probe(len(iso.trail) + 1, db), probe())[1]), iso.probe
+    with pytest.raises(wp502_isolate.RungFailedError, match="Can't connect") as failed:
+        iso.run("run1")
+    assert failed.value.restored is restored and failed.value.still_out == []
+    assert sorted(os.listdir(plugin_dir)) == sorted(set(unit_names()) | {"inactive"})
+    guard = tmp_path / "wp-content" / "mu-plugins" / wp502_isolate.GUARD_NAME
+    assert guard.exists() is (not restored)
+    if restored:
+        assert tree(tmp_path / "wp-content") == before
+
+
+def test_a_finished_rung_leaves_out_the_culprits_and_nothing_else(tmp_path):
+    for culprits in (["slow"], ["contact", "shop"], ["akismet", "hello.php", "slow"]):
+        sub = tmp_path / "-".join(culprits)
+        sub.mkdir()
+        iso, _db, _journal, plugin_dir, _probes = rung(sub, culprits)
+        result = iso.run("run1")
+        assert result["healed"] and sorted(result["culprits"]) == sorted(culprits) == result["still_out"]
+        assert sorted(os.listdir(plugin_dir)) == sorted(set(unit_names()) - set(culprits) | {"inactive"})
+        assert result["moved_to"] == str(plugin_dir) + "-off/run1"
+        assert sorted(os.listdir(result["moved_to"])) == sorted(culprits)
+
+
+@pytest.mark.parametrize(("listen", "family", "address"), [
+    ("/run/php/php8.2-fpm.sock", "AF_UNIX", "/run/php/php8.2-fpm.sock"),
+    ("127.0.0.1:9000", "AF_INET", ("127.0.0.1", 9000)),
+    ("9001", "AF_INET", ("127.0.0.1", 9001)),
+    ("0.0.0.0:9002", "AF_INET", ("127.0.0.1", 9002)),
+    ("*:9003", "AF_INET", ("127.0.0.1", 9003)),
+    ("[::1]:9004", "AF_INET6", ("::1", 9004)),
+    ("[::]:9005", "AF_INET6", ("::1", 9005)),
+    ("fpm.internal:9006", "AF_INET", ("fpm.internal", 9006)),
+])
+def test_pool_addresses_as_fpm_writes_them(listen, family, address):
+    import socket
+
+    assert wp502_isolate.listen_address(listen) == (getattr(socket, family), address)
+
+
+def test_a_pool_accepts_or_says_why_not(tmp_path):
+    import socket
+
+    path = str(tmp_path / "pool.sock")
+    assert "does not accept connections" in wp502_isolate.accepts(path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(1)
+    try:
+        assert wp502_isolate.accepts(path) is None
+        assert wp502_isolate.accepts(f"127.0.0.1:{tcp.getsockname()[1]}") is None
+    finally:
+        server.close()
+        tcp.close()
+    assert "not a pool address" in wp502_isolate.accepts("not a socket")
