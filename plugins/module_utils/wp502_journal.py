@@ -6,7 +6,8 @@ byte-for-byte backups from which every change can be undone (standard library on
 
 Layout under the state directory (default /var/lib/wp502)::
 
-    lock                      {"run_id", "pid", "started", "heartbeat"} of the run holding the host
+    lock                      {"run_id", "token", "owner": {controller, user, pid, host}, "pid", "started",
+                              "started_utc", "heartbeat"} of the run holding the host
     runs/RUN_ID/journal.jsonl one JSON object per line: {"seq", "step", "op", "state": intent|done|undone, ...}
                               (op: file, rename, mkdir, value)
     runs/RUN_ID/backup/N      the bytes a change replaced (N = the entry's seq)
@@ -19,7 +20,9 @@ a change that did not happen restores the same bytes). Entries are appended with
 
 from __future__ import absolute_import, division, print_function
 
+import binascii
 import errno
+import fcntl
 import json
 import os
 import re
@@ -35,7 +38,138 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class LockedError(RuntimeError):
-    """Another live run holds the host."""
+    """Another live run holds the host; ``holder`` is its lock record."""
+
+    def __init__(self, msg, holder=None):
+        super(LockedError, self).__init__(msg)
+        self.holder = holder
+
+
+# How long a run waits for another run that is deciding about the lock right now (milliseconds of work).
+GUARD_WAIT = 10.0
+
+
+def utc(epoch):
+    """An epoch as ISO-8601 UTC (``2026-12-01T21:30:05Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def ago(seconds):
+    """A duration as an operator reads it: ``45s``, ``4m12s``, ``2h03m``, ``3d04h``."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return "%ds" % s
+    if s < 3600:
+        return "%dm%02ds" % (s // 60, s % 60)
+    if s < 86400:
+        return "%dh%02dm" % (s // 3600, s % 3600 // 60)
+    return "%dd%02dh" % (s // 86400, s % 86400 // 3600)
+
+
+def owner_from_env(environ=None):
+    """Where a run comes from when the caller did not say: the SSH client's address and the user
+    who logged in before ``become`` (best effort; only what the environment holds)."""
+    environ = os.environ if environ is None else environ
+    owner = {}
+    ssh = (environ.get("SSH_CONNECTION") or environ.get("SSH_CLIENT") or "").split()
+    if ssh:
+        owner["controller"] = ssh[0]
+    if environ.get("SUDO_USER"):
+        owner["user"] = environ["SUDO_USER"]
+    return owner
+
+
+def describe_origin(owner):
+    owner = owner or {}
+    if not owner.get("controller") and not owner.get("user"):
+        return "an unknown controller (no owner recorded)"
+    text = "controller %s" % (owner.get("controller") or "(unknown)")
+    if owner.get("user"):
+        text += " as %s" % owner["user"]
+    if owner.get("pid"):
+        text += " (pid %s)" % owner["pid"]
+    return text
+
+
+def describe_holder(held, now, stale_after=None, host=None):
+    """The refusal an operator reads: which run holds the host, since when, from where, its last
+    heartbeat, and what to do."""
+    held = held or {}
+    run_id = held.get("run_id") or "(unknown)"
+    started = float(held.get("started") or 0)
+    beat = float(held.get("heartbeat") or started)
+    owner = held.get("owner") or {}
+    text = "run %s holds this host: taken %s (%s ago) from %s; last heartbeat %s (%s ago)" % (
+        run_id, utc(started), ago(now - started), describe_origin(owner), utc(beat), ago(now - beat))
+    if stale_after:
+        text += ", counted dead after %s without one (in %s)" % (ago(stale_after), ago(stale_after - (now - beat)))
+    where = " on %s" % owner["controller"] if owner.get("controller") else ""
+    text += (". Wait for it to end; or, after checking that run is gone (no ansible-playbook of it left%s), run again "
+             "with -e wp502_emergency_force=true (module option force=true); to undo what it changed: "
+             "ansible-playbook playbooks/rollback-502.yml -l %s -e wp502_run_id=%s"
+             % (where, host or owner.get("host") or "HOST", run_id))
+    return text
+
+
+class _Guard:
+    """An exclusive flock(2) on the state directory while a run decides about the lock and writes it:
+    two runs taking a free or a stale lock at the same moment are serialised, so exactly one wins.
+    The lock on the directory itself leaves no file behind and dies with its process."""
+
+    def __init__(self, directory, wait=GUARD_WAIT):
+        self.directory = directory
+        self.wait = wait
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.directory, os.O_RDONLY)
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    os.close(self.fd)
+                    if exc.errno in (errno.EAGAIN, errno.EACCES):
+                        raise OSError(exc.errno, "another process has held %s for over %d s while deciding about "
+                                                 "the lock" % (self.directory, self.wait)) from None
+                    raise
+                time.sleep(0.02)
+
+    def __exit__(self, *exc_info):
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+        return False
+
+
+def _create_exclusive(path, data, mode=0o600):
+    """Create ``path`` holding ``data`` only if it does not exist (OSError EEXIST otherwise). The
+    bytes are written to a temporary file first and hard-linked into place, so a reader never sees
+    a half-written lock."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".wp502-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        try:
+            os.link(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            # no hard links on this filesystem: O_EXCL creation (the guard keeps other writers out)
+            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(out, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+    finally:
+        os.unlink(tmp)
 
 
 def _write_atomic(path, data, mode=0o600):
@@ -69,6 +203,10 @@ class Journal:
         self.lock_path = os.path.join(state_dir, "lock")
 
     # ---- lock ------------------------------------------------------------------------------
+    # The lock belongs to exactly one run id: every module call is a new process, so the run id
+    # (unique per run: time, host and a random part) is what the run's later calls prove themselves
+    # with. The record also says where the run comes from (``owner``: controller, user, pid, host)
+    # and carries a ``token`` that is new on every take (and kept by heartbeats).
     def read_lock(self):
         try:
             with open(self.lock_path, "rb") as fh:
@@ -76,53 +214,94 @@ class Journal:
         except (IOError, OSError, ValueError):
             return None
 
-    def acquire(self, force=False):
-        """Take the host. A lock whose heartbeat is older than ``stale_after`` seconds belongs to a
-        dead run and is taken over (returned as ``recovered``); a live one raises LockedError."""
-        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
-        record = {"run_id": self.run_id, "pid": os.getpid(), "started": self.now(), "heartbeat": self.now()}
-        data = json.dumps(record).encode()
-        try:
-            fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            self._mark_last()
-            return {"acquired": True, "recovered": None}
-        except OSError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
-        held = self.read_lock() or {}
+    def _refusal(self, held, force, owner):
+        """Why this run may not take the host from ``held`` (None when it may)."""
+        if held is None:
+            return None
         if held.get("run_id") == self.run_id:
-            self.heartbeat()
-            return {"acquired": True, "recovered": None}
+            theirs = held.get("owner") or {}
+            ours = owner or {}
+            clash = [k for k in ("controller", "user") if theirs.get(k) and ours.get(k) and theirs[k] != ours[k]]
+            if clash:
+                return ("run id %s already holds this host from %s, and this run comes from %s: two runs were given the "
+                        "same run id; start this one again with a new one" % (self.run_id, describe_origin(theirs),
+                                                                              describe_origin(ours)))
+            return None
         age = self.now() - float(held.get("heartbeat") or 0)
-        if not force and age < self.stale_after:
-            raise LockedError("run %s holds this host (heartbeat %ds ago); wait for it, or pass force after checking "
-                              "it is dead" % (held.get("run_id"), int(age)))
-        _write_atomic(self.lock_path, data)
-        self._mark_last()
+        if force or age >= self.stale_after:
+            return None
+        return describe_holder(held, self.now(), self.stale_after, host=(owner or {}).get("host"))
+
+    def would_refuse(self, force=False, owner=None):
+        """What :meth:`acquire` would refuse with (None when it would take the host); writes nothing."""
+        if not os.path.lexists(self.lock_path):
+            return None
+        return self._refusal(self.read_lock() or {}, force, owner)
+
+    def acquire(self, force=False, owner=None):
+        """Take the host. A lock whose heartbeat is older than ``stale_after`` seconds belongs to a
+        dead run and is taken over (returned as ``recovered``); a live one raises LockedError naming
+        it. ``owner`` ({controller, user, pid, host}) is recorded in the lock. The decision and the
+        write happen under an flock of the state directory, so of two runs taking a free or a stale
+        lock at the same moment exactly one wins; runs/RUN_ID is created only once the lock is won,
+        so a refused run leaves nothing behind."""
+        if not os.path.isdir(self.state_dir):
+            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        with _Guard(self.state_dir):
+            exists = os.path.lexists(self.lock_path)
+            held = (self.read_lock() or {}) if exists else None
+            why = self._refusal(held, force, owner)
+            if why:
+                raise LockedError(why, held)
+            if held is not None and held.get("run_id") == self.run_id:
+                self._beat(held)  # this run again (a retried task): still ours
+                return {"acquired": True, "recovered": None}
+            now = self.now()
+            record = {"run_id": self.run_id, "token": binascii.hexlify(os.urandom(8)).decode("ascii"),
+                      "pid": os.getpid(), "owner": dict((k, v) for k, v in (owner or {}).items() if v not in (None, "")),
+                      "started": now, "started_utc": utc(now), "heartbeat": now}
+            data = json.dumps(record, sort_keys=True).encode()
+            if exists:
+                _write_atomic(self.lock_path, data)  # the stale (or forced) lock, replaced while guarded
+            else:
+                _create_exclusive(self.lock_path, data)
+            try:
+                os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+                self._mark_last()
+            except OSError:
+                os.unlink(self.lock_path)
+                raise
         return {"acquired": True, "recovered": held}
+
+    def _beat(self, held, worker=None):
+        held["heartbeat"] = self.now()
+        if worker is not None:
+            held["worker"] = worker
+        else:
+            held.pop("worker", None)
+        _write_atomic(self.lock_path, json.dumps(held, sort_keys=True).encode())
 
     def heartbeat(self, worker=None):
         """Say the run is alive; ``worker`` is the pid of a long step working on the host (rollback
         refuses while it lives)."""
-        held = self.read_lock() or {}
-        if held.get("run_id") == self.run_id:
-            held["heartbeat"] = self.now()
-            if worker is not None:
-                held["worker"] = worker
-            else:
-                held.pop("worker", None)
-            _write_atomic(self.lock_path, json.dumps(held).encode())
+        if not os.path.lexists(self.lock_path):
+            return
+        with _Guard(self.state_dir):
+            held = self.read_lock() or {}
+            if held.get("run_id") == self.run_id:
+                self._beat(held, worker)
 
     def holds_lock(self):
         return (self.read_lock() or {}).get("run_id") == self.run_id
 
     def release(self):
-        held = self.read_lock()
-        if held and held.get("run_id") == self.run_id:
-            os.unlink(self.lock_path)
-            return True
+        if not os.path.lexists(self.lock_path):
+            return False
+        with _Guard(self.state_dir):
+            held = self.read_lock()
+            if held and held.get("run_id") == self.run_id:
+                os.unlink(self.lock_path)
+                return True
         return False
 
     def _mark_last(self):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,167 @@ def test_renames_and_values(tmp_path):
     assert restored == {"active_plugins": 'a:1:{i:0;s:14:"slow/slow.php";}'}
     states = [json.loads(line)["state"] for line in Path(run.path).read_text().splitlines()]
     assert states.count("undone") == 2
+
+
+# ---- the lock: one run per host, atomically, and a refusal that says who holds it (issue #10) ----------------------
+
+T0 = 1796160605.0  # 2026-12-01T21:30:05Z
+SAME_SECOND = ("20261201T213005-wp1-3f9a2c", "20261201T213005-wp1-9e01b7")
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*"))
+
+
+def _contend(barrier, results, state, run_id, owner, stale_after):
+    journal = j.Journal(run_id, state, stale_after=stale_after)
+    barrier.wait()
+    try:
+        journal.acquire(owner=owner)
+        results.put((run_id, "won", ""))
+    except j.LockedError as exc:
+        results.put((run_id, "refused", str(exc)))
+    except Exception as exc:  # reported to the test, which fails on it
+        results.put((run_id, "error", repr(exc)))
+
+
+def _race(state, contenders, stale_after=900):
+    """Start every contender in its own process, release them together, and return each outcome."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(len(contenders)), ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(barrier, results, state, run_id, owner, stale_after))
+             for run_id, owner in contenders]
+    for proc in procs:
+        proc.start()
+    outcome = {}
+    for _ in procs:
+        run_id, what, msg = results.get(timeout=60)
+        outcome[run_id] = (what, msg)
+    for proc in procs:
+        proc.join(timeout=30)
+    return outcome
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_two_runs_started_in_the_same_second_one_wins_the_other_is_told_who(tmp_path, attempt):
+    state = str(tmp_path)
+    owners = {SAME_SECOND[0]: {"controller": "ops1", "user": "alice", "pid": 101, "host": "wp1"},
+              SAME_SECOND[1]: {"controller": "ops2", "user": "bob", "pid": 202, "host": "wp1"}}
+    outcome = _race(state, list(owners.items()))
+    won = [r for r, (what, _msg) in outcome.items() if what == "won"]
+    refused = [r for r, (what, _msg) in outcome.items() if what == "refused"]
+    assert len(won) == 1 and len(refused) == 1, outcome
+    winner, loser = won[0], refused[0]
+    held = json.loads((tmp_path / "lock").read_text())
+    assert held["run_id"] == winner and held["owner"] == owners[winner]
+    msg = outcome[loser][1]
+    origin = owners[winner]
+    assert msg.startswith(f"run {winner} holds this host: taken {held['started_utc']} (")
+    assert f"from controller {origin['controller']} as {origin['user']} (pid {origin['pid']})" in msg
+    assert "last heartbeat " in msg and "-e wp502_emergency_force=true" in msg
+    assert f"ansible-playbook playbooks/rollback-502.yml -l wp1 -e wp502_run_id={winner}" in msg
+    # the refused run left nothing: only the winner's run directory exists
+    assert os.listdir(tmp_path / "runs") == [winner] and j.last_run(state) == winner
+
+
+def test_two_runs_taking_over_the_same_dead_lock_exactly_one_wins(tmp_path, monkeypatch):
+    state = str(tmp_path)
+    dead = {"run_id": "20261201T200000-wp1-dead00", "token": "0" * 16, "pid": 1, "owner": {"controller": "gone"},
+            "started": time.time() - 7200, "heartbeat": time.time() - 3600}
+    (tmp_path / "lock").write_text(json.dumps(dead))
+    # Widen the window between "the lock is stale" and "the new lock is written": a takeover that is
+    # not atomic lets every contender win here.
+    real_write = j._write_atomic
+
+    def slow_write(path, data, mode=0o600):
+        time.sleep(0.3)
+        real_write(path, data, mode)
+
+    monkeypatch.setattr(j, "_write_atomic", slow_write)
+    contenders = [f"20261201T213005-wp1-{n:06x}" for n in range(4)]
+    outcome = _race(state, [(r, {"controller": f"ops{n}"}) for n, r in enumerate(contenders)])
+    won = [r for r, (what, _msg) in outcome.items() if what == "won"]
+    assert len(won) == 1, outcome
+    assert all(what == "refused" and msg.startswith(f"run {won[0]} holds this host")
+               for r, (what, msg) in outcome.items() if r != won[0]), outcome
+    assert json.loads((tmp_path / "lock").read_text())["run_id"] == won[0]
+    assert os.listdir(tmp_path / "runs") == won
+
+
+def test_a_refused_run_leaves_nothing_behind(tmp_path):
+    clock = Clock(T0)
+    j.Journal("holder", str(tmp_path), now=clock).acquire(owner={"controller": "ops1"})
+    before = _tree(tmp_path)
+    clock.t += 30
+    refused = j.Journal("late", str(tmp_path), now=clock)
+    with pytest.raises(j.LockedError) as exc:
+        refused.acquire(owner={"controller": "ops2"})
+    assert exc.value.holder["run_id"] == "holder"
+    assert refused.would_refuse() == str(exc.value)  # check mode says the same, writing nothing
+    assert _tree(tmp_path) == before and not os.path.exists(refused.run_dir)
+
+
+def test_the_refusal_says_who_since_when_from_where_and_what_to_do(tmp_path):
+    clock = Clock(T0)
+    j.Journal(SAME_SECOND[0], str(tmp_path), stale_after=900, now=clock).acquire(
+        owner={"controller": "ops1.example.net", "user": "alice", "pid": 31337, "host": "wp1"})
+    clock.t += 252
+    j.Journal(SAME_SECOND[0], str(tmp_path), stale_after=900, now=clock).heartbeat()
+    clock.t += 27
+    with pytest.raises(j.LockedError) as exc:
+        j.Journal(SAME_SECOND[1], str(tmp_path), stale_after=900, now=clock).acquire(owner={"host": "wp1"})
+    assert str(exc.value) == (
+        "run 20261201T213005-wp1-3f9a2c holds this host: taken 2026-12-01T21:30:05Z (4m39s ago) from controller "
+        "ops1.example.net as alice (pid 31337); last heartbeat 2026-12-01T21:34:17Z (27s ago), counted dead after "
+        "15m00s without one (in 14m33s). Wait for it to end; or, after checking that run is gone (no ansible-playbook "
+        "of it left on ops1.example.net), run again with -e wp502_emergency_force=true (module option force=true); to "
+        "undo what it changed: ansible-playbook playbooks/rollback-502.yml -l wp1 -e wp502_run_id=20261201T213005-wp1-3f9a2c")
+
+
+def test_a_lock_without_owner_still_names_its_run(tmp_path):
+    clock = Clock(T0)
+    (tmp_path / "lock").write_text(json.dumps({"run_id": "old-style", "pid": 7, "started": T0, "heartbeat": T0}))
+    msg = j.Journal("new", str(tmp_path), now=clock).would_refuse()
+    assert msg.startswith("run old-style holds this host: taken 2026-12-01T21:30:05Z (0s ago) from an unknown "
+                          "controller (no owner recorded)") and "-l HOST -e wp502_run_id=old-style" in msg
+
+
+def test_the_lock_records_its_run_and_origin_and_a_new_token_per_take(tmp_path):
+    clock = Clock(T0)
+    first = j.Journal("a", str(tmp_path), stale_after=60, now=clock)
+    first.acquire(owner={"controller": "ops1", "user": "alice", "pid": 5, "host": None})
+    held = first.read_lock()
+    assert held["owner"] == {"controller": "ops1", "user": "alice", "pid": 5}  # empty keys are left out
+    assert (held["run_id"], held["pid"], held["started_utc"]) == ("a", os.getpid(), "2026-12-01T21:30:05Z")
+    assert len(held["token"]) == 16 and oct(os.stat(tmp_path / "lock").st_mode & 0o777) == "0o600"
+    clock.t += 10
+    first.heartbeat()
+    assert first.read_lock()["token"] == held["token"] and first.read_lock()["heartbeat"] == T0 + 10
+    clock.t += 61
+    got = j.Journal("b", str(tmp_path), stale_after=60, now=clock).acquire()
+    assert got["recovered"]["token"] == held["token"] and first.read_lock()["token"] != held["token"]
+    assert not first.holds_lock() and not first.release()
+    first.heartbeat()  # a dead run's late heartbeat does not touch the new holder's lock
+    assert first.read_lock()["run_id"] == "b" and first.read_lock()["heartbeat"] == T0 + 71
+
+
+def test_the_same_run_id_from_another_controller_is_not_ours(tmp_path):
+    j.Journal("r-1", str(tmp_path)).acquire(owner={"controller": "ops1", "user": "alice"})
+    again = j.Journal("r-1", str(tmp_path))
+    assert again.acquire(owner={"controller": "ops1", "user": "alice"}) == {"acquired": True, "recovered": None}
+    assert again.acquire() == {"acquired": True, "recovered": None}  # nothing to tell them apart: a retried task
+    with pytest.raises(j.LockedError, match="run id r-1 already holds this host from controller ops1 as alice, "
+                                            "and this run comes from controller ops2 as alice: two runs"):
+        again.acquire(owner={"controller": "ops2", "user": "alice"}, force=True)
+
+
+def test_the_owner_from_the_environment():
+    assert j.owner_from_env({"SSH_CONNECTION": "192.0.2.7 51234 192.0.2.10 22", "SUDO_USER": "alice"}) == \
+        {"controller": "192.0.2.7", "user": "alice"}
+    assert j.owner_from_env({}) == {}
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59.9, "59s"), (60, "1m00s"), (279, "4m39s"),
+                                               (7380, "2h03m"), (273600, "3d04h"), (-5, "0s")])
+def test_ages_read_as_an_operator_reads_them(seconds, text):
+    assert j.ago(seconds) == text
