@@ -13,10 +13,15 @@ module: wp502_run
 short_description: Lock a host for an emergency run, guard against remediation storms, and roll a run back
 description:
   - The host side of the emergency run's safety net, kept under O(state_dir) (default C(/var/lib/wp502)).
-  - C(state=locked) takes the host for O(run_id). A second run refuses with a clear message while the first is
-    alive; a lock whose heartbeat is older than O(stale_minutes) belongs to a dead run and is taken over (reported
-    in RV(recovered)). Storm control refuses a new run when the last one on this host ended less than
-    O(storm_minutes) ago, unless O(force).
+  - C(state=locked) takes the host for O(run_id). The lock belongs to exactly one run id (give each run a unique
+    one, such as C(20261201T213005-wp1-3f9a2c)); it is taken atomically, so of two runs locking a host at the same
+    moment exactly one wins, and it records where the run comes from (O(owner)), when it started and its last
+    heartbeat. A second run refuses while the first is alive, with a message naming the run holding the host, since
+    when, from which controller and user, its last heartbeat, and what to do. A lock whose heartbeat is older than
+    O(stale_minutes) belongs to a dead run and is taken over (reported in RV(recovered)); of two runs taking over
+    the same dead lock, exactly one wins. The same run id held from another controller or user refuses too (two
+    runs given one id). A refused run writes nothing under O(state_dir). Storm control refuses a new run when the
+    last one on this host ended less than O(storm_minutes) ago, unless O(force).
   - C(state=unlocked) releases the lock of O(run_id), records when the run ended, and keeps O(result) beside the
     run's journal (C(runs/RUN_ID/result.json)), so that the host itself tells what the last run did.
   - C(state=rolled_back) undoes, latest first, every change the journal of O(run_id) (default the last run) still
@@ -61,6 +66,26 @@ options:
   result:
     description: With C(state=unlocked), the run's outcome, kept on the host beside its journal as C(result.json).
     type: dict
+  owner:
+    description:
+      - With C(state=locked), where the run comes from, recorded in the lock and named in the refusal another run
+        gets. Keys left out are taken, where possible, from the environment on the host (the SSH client's address
+        for O(owner.controller), C(SUDO_USER) for O(owner.user)).
+      - A lock held by the same O(run_id) from another O(owner.controller) or O(owner.user) refuses.
+    type: dict
+    suboptions:
+      controller:
+        description: The controller's host name.
+        type: str
+      user:
+        description: Who runs the playbook on the controller.
+        type: str
+      pid:
+        description: The controller process running the playbook (C(ansible-playbook), C(ansible-runner)), when known.
+        type: int
+      host:
+        description: This host's name in the controller's inventory, used in the rollback command of a refusal.
+        type: str
 attributes:
   check_mode:
     support: full
@@ -78,6 +103,10 @@ EXAMPLES = r"""
   wp502_run:
     state: locked
     run_id: "{{ wp502_run_id }}"
+    owner:
+      controller: "{{ lookup('ansible.builtin.pipe', 'hostname') }}"
+      user: "{{ lookup('ansible.builtin.env', 'USER') }}"
+      host: "{{ inventory_hostname }}"
 
 - name: Put everything back from the last run
   wp502_run:
@@ -100,7 +129,9 @@ lock:
   description: The lock on the host after the action (null when none).
   returned: always
   type: dict
-  sample: {"run_id": "20261123T214005-wp1", "pid": 4242, "started": 1795516805.1, "heartbeat": 1795516805.1}
+  sample: {"run_id": "20261201T213005-wp1-3f9a2c", "token": "5be0c1d2e3f4a596", "pid": 4242,
+           "owner": {"controller": "ops1", "user": "alice", "pid": 31337, "host": "wp1"},
+           "started": 1796160605.1, "started_utc": "2026-12-01T21:30:05Z", "heartbeat": 1796160605.1}
 recovered:
   description: The stale lock of a dead run that was taken over, if any.
   returned: when state is locked
@@ -114,8 +145,11 @@ undone:
   returned: when state is rolled_back
   type: list
   elements: dict
-values:
-  description: Values the journal kept (name, exact previous value, where it lives) that were written back.
+restored_values:
+  description:
+    - Values the journal kept (name, exact previous value, where it lives) that were written back (in check mode,
+      that would be).
+    - Formerly C(values), a name ansible-core 2.21's validate-modules refuses.
   returned: when state is rolled_back
   type: list
   elements: dict
@@ -143,8 +177,8 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wp502_host import which
-from ansible.module_utils.wp502_journal import RUN_ID, Journal, LockedError, last_run
+from ansible.module_utils.wp502_host import deadline_runner, which
+from ansible.module_utils.wp502_journal import RUN_ID, Journal, LockedError, ago, last_run, owner_from_env
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
 
@@ -182,8 +216,7 @@ def _restore_value(module, name, before, where):
     if not client:
         raise DBError("no mysql or mariadb client on the host to write %s back" % name)
     password = cfg.pop("db_password", None)
-    db = WordPressDB(lambda argv, env=None, timeout=None: module.run_command(argv, environ_update=env or {}),
-                     client, cfg, password)
+    db = WordPressDB(deadline_runner(module.run_command), client, cfg, password)
     db.set(where.get("list") or name, binascii.unhexlify(before))
 
 
@@ -219,6 +252,12 @@ def main():
             force=dict(type="bool", default=False),
             step=dict(type="str"),
             result=dict(type="dict"),
+            owner=dict(type="dict", options=dict(
+                controller=dict(type="str"),
+                user=dict(type="str"),
+                pid=dict(type="int"),
+                host=dict(type="str"),
+            )),
         ),
         required_if=[("state", "locked", ["run_id"]), ("state", "unlocked", ["run_id"])],
         supports_check_mode=True,
@@ -235,23 +274,26 @@ def main():
 
     if p["state"] == "locked":
         held = journal.read_lock()
+        owner = dict(owner_from_env(), **dict((k, v) for k, v in (p["owner"] or {}).items() if v not in (None, "")))
         ended = _last_end(state_dir)
         if (p["storm_minutes"] and not p["force"] and ended and ended.get("run_id") != run_id
                 and time.time() - ended.get("at", 0) < p["storm_minutes"] * 60):
-            module.fail_json(msg="run %s ended on this host %d s ago: a new emergency run within %d minutes is refused "
-                                 "(remediation storm). Look at that run's result, or pass force=true."
-                                 % (ended.get("run_id"), int(time.time() - ended.get("at", 0)), p["storm_minutes"]),
+            module.fail_json(msg="run %s ended on this host %s ago: a new emergency run within %d minutes is refused "
+                                 "(remediation storm). Look at that run's result (runs/%s/result.json under %s), or run "
+                                 "again with -e wp502_emergency_force=true (module option force=true)."
+                                 % (ended.get("run_id"), ago(time.time() - ended.get("at", 0)), p["storm_minutes"],
+                                    ended.get("run_id"), state_dir),
                              lock=held, last_run=last_run(state_dir), run_id=run_id)
         if module.check_mode:
-            alive = held and held.get("run_id") != run_id and time.time() - float(held.get("heartbeat") or 0) < p["stale_minutes"] * 60
-            if alive and not p["force"]:
-                module.fail_json(msg="run %s holds this host" % held.get("run_id"), lock=held, run_id=run_id)
+            why = journal.would_refuse(force=p["force"], owner=owner)
+            if why:
+                module.fail_json(msg=why, lock=held, run_id=run_id, last_run=last_run(state_dir))
             result.update(changed=not held or held.get("run_id") != run_id, lock=held, last_run=last_run(state_dir))
             module.exit_json(**result)
         try:
-            got = journal.acquire(force=p["force"])
+            got = journal.acquire(force=p["force"], owner=owner)
         except LockedError as exc:
-            module.fail_json(msg=str(exc), lock=journal.read_lock(), run_id=run_id, last_run=last_run(state_dir))
+            module.fail_json(msg=str(exc), lock=exc.holder, run_id=run_id, last_run=last_run(state_dir))
         except OSError as exc:
             module.fail_json(msg="cannot write the lock under %s: %s" % (state_dir, exc), run_id=run_id)
         result.update(changed=True, recovered=got["recovered"])
@@ -278,7 +320,7 @@ def main():
                                  "roll back" % (run_id, worker), run_id=run_id, lock=journal.read_lock())
         if module.check_mode:
             kinds, units = _touched(pending)
-            result.update(changed=bool(pending), undone=pending, values=values, touched=kinds, reload=units)
+            result.update(changed=bool(pending), undone=pending, restored_values=values, touched=kinds, reload=units)
         else:
             kept = []
 
@@ -292,7 +334,7 @@ def main():
                 module.fail_json(msg="rollback of %s stopped: %s; what was undone so far is journaled, run it again after "
                                      "fixing the cause" % (run_id, exc), run_id=run_id)
             kinds, units = _touched(undone)
-            result.update(changed=bool(undone), undone=undone, values=kept, touched=kinds, reload=units)
+            result.update(changed=bool(undone), undone=undone, restored_values=kept, touched=kinds, reload=units)
     else:
         result["journal"] = journal.entries() if journal else []
     result["lock"] = journal.read_lock() if journal else None

@@ -42,6 +42,8 @@ def test_rollback_of_one_step_then_of_the_last_run(tmp_path, run_module):
     preview = run_module(mod, state="rolled_back", state_dir=str(tmp_path / "state"), _ansible_check_mode=True)
     assert preview["changed"] and len(preview["undone"]) == 2 and conf.read_bytes() == b"pm.max_children = 50\n"
     assert preview["touched"] == ["plugins", "fpm"]
+    assert preview["restored_values"] == [{"name": "active_plugins", "before": "613a303a7b7d", "where": {}}]
+    assert "values" not in preview  # renamed: ansible-core 2.21 refuses a return key named values
     out = run_module(mod, state="rolled_back", step="pool_limits", state_dir=str(tmp_path / "state"))
     assert out["run_id"] == "r9" and out["changed"] and [e["step"] for e in out["undone"]] == ["pool_limits"]
     assert conf.read_bytes() == b"pm.max_children = 5\n"
@@ -70,3 +72,32 @@ def test_rollback_refuses_while_a_step_of_the_run_still_works(tmp_path, run_modu
 def test_bad_input(tmp_path, run_module, args, message):
     out = run_module(mod, state_dir=str(tmp_path), **args)
     assert out["_rc"] == 1 and message in out["msg"]
+
+
+def test_a_refusal_names_the_run_holding_the_host_its_origin_and_what_to_do(tmp_path, run_module):
+    state = str(tmp_path)
+    holder = "20261201T213005-wp1-3f9a2c"
+    owner = {"controller": "ops1", "user": "alice", "pid": 4242, "host": "wp1"}
+    assert run_module(mod, state="locked", run_id=holder, state_dir=state, owner=owner)["_rc"] == 0
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    for check in (True, False):
+        out = run_module(mod, state="locked", run_id="20261201T213005-wp1-9e01b7", state_dir=state,
+                         owner={"controller": "ops2", "user": "bob", "host": "wp1"}, _ansible_check_mode=check)
+        assert out["_rc"] == 1 and out["failed"]
+        assert out["msg"].startswith(f"run {holder} holds this host: taken 20")
+        assert "from controller ops1 as alice (pid 4242); last heartbeat 20" in out["msg"]
+        assert "-e wp502_emergency_force=true" in out["msg"]
+        assert f"ansible-playbook playbooks/rollback-502.yml -l wp1 -e wp502_run_id={holder}" in out["msg"]
+        assert out["lock"]["run_id"] == holder and out["lock"]["owner"] == owner
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing left behind
+
+
+def test_the_owner_comes_from_the_environment_when_the_caller_does_not_say(tmp_path, run_module, monkeypatch):
+    monkeypatch.setenv("SSH_CONNECTION", "192.0.2.7 51234 192.0.2.10 22")
+    monkeypatch.setenv("SUDO_USER", "carol")
+    out = run_module(mod, state="locked", run_id="r1", state_dir=str(tmp_path / "a"))
+    assert out["lock"]["owner"] == {"controller": "192.0.2.7", "user": "carol"}
+    out = run_module(mod, state="locked", run_id="r1", state_dir=str(tmp_path / "b"), owner={"controller": "ops1"})
+    assert out["lock"]["owner"] == {"controller": "ops1", "user": "carol"}
+    clash = run_module(mod, state="locked", run_id="r1", state_dir=str(tmp_path / "b"), owner={"controller": "ops9"})
+    assert clash["_rc"] == 1 and "two runs were given the same run id" in clash["msg"]
