@@ -334,17 +334,38 @@ class Journal:
             os.close(fd)
 
     def intend_file(self, step, path):
-        """Before changing (or creating) ``path``: back it up and journal the intent. Returns the seq."""
+        """Before changing (or creating) ``path``: back it up and journal the intent. Returns the seq.
+
+        The backup is the bytes of the file ``path`` resolves to (``os.path.realpath``), which is the
+        file a change writes (through a symlink, as lineinfile does). ``meta`` records what rollback
+        needs to put back the path as it was: ``type`` (``file`` or ``symlink``, with ``link``, the
+        link's own target as written, e.g. ``../sites-available/wordpress``), ``real`` (the file
+        written), and that file's ``mode``, ``uid``, ``gid`` and SELinux context (``selinux``, the
+        ``security.selinux`` extended attribute, when the file has one).
+        """
         seq = len(self.entries()) + 1
         backup = os.path.join(self.run_dir, "backup", str(seq))
         os.makedirs(os.path.dirname(backup), mode=0o700, exist_ok=True)
         existed = os.path.lexists(path)
+        meta = {}
         if existed:
-            shutil.copy2(path, backup)
-            st = os.stat(path)
-            meta = {"mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid}
-        else:
-            meta = {}
+            real = os.path.realpath(path)
+            meta["real"] = real
+            if os.path.islink(path):
+                meta.update(type="symlink", link=os.readlink(path))
+            else:
+                meta["type"] = "file"
+            if os.path.isfile(real):
+                shutil.copy2(real, backup)
+                st = os.stat(real)
+                meta.update(mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
+                try:
+                    # latin-1 keeps any byte of the attribute in JSON and back.
+                    meta["selinux"] = os.getxattr(real, "security.selinux").decode("latin-1")
+                except (AttributeError, OSError):
+                    pass  # no SELinux label on this file system (or no xattr support)
+            else:
+                meta["real_existed"] = False  # a dangling symlink: only the link is put back
         self._append({"seq": seq, "step": step, "op": "file", "path": path, "existed": existed, "backup": backup,
                       "meta": meta, "state": "intent", "at": self.now()})
         return seq
@@ -411,17 +432,49 @@ class Journal:
 
 
 def _restore_file(backup, path, meta):
-    if not os.path.isdir(os.path.dirname(path)):  # tidied away after the change; its mkdir entry follows
-        os.makedirs(os.path.dirname(path), 0o755)
-    tmp = path + ".wp502-restore"
-    shutil.copy2(backup, tmp)
-    if meta:
-        os.chmod(tmp, meta.get("mode", 0o644))
+    """Put ``path`` back as intend_file found it: the backup's bytes in the real file (temp file beside
+    it, then rename, with its mode, owner and SELinux context), and a symlink again the same link.
+
+    Entries written before intend_file recorded a type (no ``real``) are restored into ``path``.
+    """
+    real = meta.get("real") or path
+    directory = os.path.dirname(real) or "."
+    if not os.path.isdir(directory):  # tidied away after the change; its mkdir entry follows
+        os.makedirs(directory, 0o755)
+    if meta.get("real_existed", True):
+        fd, tmp = tempfile.mkstemp(prefix=".wp502-restore-", dir=directory)
         try:
-            os.chown(tmp, meta.get("uid", -1), meta.get("gid", -1))
-        except OSError:
-            pass
-    os.rename(tmp, path)
+            with os.fdopen(fd, "wb") as out, open(backup, "rb") as src:
+                shutil.copyfileobj(src, out)
+                out.flush()
+                os.fsync(out.fileno())
+            if "mode" in meta:
+                os.chmod(tmp, meta["mode"])
+            else:
+                shutil.copymode(backup, tmp)
+            try:
+                os.chown(tmp, meta.get("uid", -1), meta.get("gid", -1))
+            except OSError:
+                pass  # not root: the file stays ours, as it was written
+            if meta.get("selinux"):
+                try:
+                    os.setxattr(tmp, "security.selinux", meta["selinux"].encode("latin-1"))
+                except (AttributeError, OSError):
+                    pass  # SELinux not enabled here: nothing to keep
+            os.rename(tmp, real)
+        except Exception:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+    elif os.path.lexists(real) and not os.path.isdir(real):
+        os.unlink(real)  # the link pointed nowhere before the change
+    if meta.get("type") == "symlink" and not (os.path.islink(path) and os.readlink(path) == meta["link"]):
+        # the link was replaced (by a file, or another link): the same link again, atomically
+        link_tmp = os.path.join(os.path.dirname(path) or ".", ".wp502-link-%d-%s" % (os.getpid(), os.path.basename(path)))
+        if os.path.lexists(link_tmp):
+            os.unlink(link_tmp)
+        os.symlink(meta["link"], link_tmp)
+        os.rename(link_tmp, path)
 
 
 def last_run(state_dir=DEFAULT_STATE_DIR):

@@ -15,7 +15,12 @@ description:
   - The BOM rung of the emergency ladder. A PHP file saved with a UTF-8 BOM sends three bytes before any header,
     so redirects, cookies (logins) and any later C(header()) fail with "headers already sent".
   - Each of O(files) (relative to O(path)) that starts with one or more BOMs is backed up in the journal of O(run_id)
-    (exact bytes, owner and mode) and rewritten without them. Files without a BOM are left alone.
+    (exact bytes, file type, owner, mode and SELinux context) and rewritten without them. Files without a BOM are
+    left alone.
+  - Writes like C(lineinfile) does. A file that is a symlink (a plugin linked in from a shared directory) is
+    written through the link; the clean bytes go to a temp file beside the real file, which then replaces it
+    atomically (C(atomic_move), keeping owner, mode and SELinux context); the link stays the same link.
+    A name must stay under O(path) as written (no C(..) out of it) and both it and the real file must be C(.php).
 version_added: "0.1.0"
 author:
   - wp502 contributors (@wp502)
@@ -43,7 +48,7 @@ attributes:
     description: Lists the files that would be changed; writes nothing.
   diff_mode:
     support: full
-    description: The first line of each file before and after (the BOM shown as C(<U+FEFF>)).
+    description: The first line of each file before and after (the BOM shown as C(<U+FEFF>)); the headers name the real file.
 """
 
 EXAMPLES = r"""
@@ -72,6 +77,7 @@ skipped:
 """
 
 import os
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_edit import strip_bom
@@ -99,8 +105,9 @@ def main():
     root = os.path.realpath(p["path"])
     stripped, skipped, backups, diffs, todo = [], [], {}, [], []
     for rel in p["files"]:
-        full = os.path.realpath(os.path.join(root, rel))
-        if not full.startswith(root + os.sep) or not full.endswith(".php"):
+        named = os.path.normpath(os.path.join(root, rel))
+        full = os.path.realpath(named)
+        if not named.startswith(root + os.sep) or not named.endswith(".php") or not full.endswith(".php"):
             skipped.append({"file": rel, "reason": "not a PHP file under %s" % root})
             continue
         try:
@@ -113,7 +120,7 @@ def main():
         if clean == data:
             skipped.append({"file": rel, "reason": "no BOM"})
             continue
-        todo.append((rel, full, data, clean))
+        todo.append((rel, named, full, clean))
         diffs.append({"before": _first_line(data), "after": _first_line(clean), "before_header": full, "after_header": full})
     result = {"changed": bool(todo), "stripped": [t[0] for t in todo], "skipped": skipped}
     if module._diff and diffs:
@@ -124,22 +131,21 @@ def main():
     if not journal.holds_lock():
         module.fail_json(msg="run %s does not hold this host: take it first (wp502_run state=locked run_id=%s)"
                              % (p["run_id"], p["run_id"]))
-    for rel, full, _data, clean in todo:
-        seq = journal.intend_file("bom", full)
+    for rel, named, full, clean in todo:
+        seq = journal.intend_file("bom", named)
+        tmp = None
         try:
             st = os.stat(full)
-            tmp = full + ".wp502-new"
-            with open(tmp, "wb") as fh:
+            fd, tmp = tempfile.mkstemp(prefix=".wp502-%s." % os.path.basename(full), suffix=".tmp", dir=os.path.dirname(full))
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(clean)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, st.st_mode & 0o7777)
-            try:
-                os.chown(tmp, st.st_uid, st.st_gid)
-            except OSError:
-                pass
-            os.rename(tmp, full)
-        except (IOError, OSError) as exc:
+            module.atomic_move(tmp, full)
+        except Exception as exc:  # noqa: BLE001 - atomic_move raises plain Exception
+            if tmp and os.path.lexists(tmp):
+                os.unlink(tmp)
             journal.rollback(seqs=[seq])
             module.fail_json(msg="cannot rewrite %s: %s (left as it was; files already stripped: %s)"
                                  % (full, exc, ", ".join(stripped) or "none"), stripped=stripped, backups=backups)

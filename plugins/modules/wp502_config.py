@@ -17,10 +17,21 @@ description:
     indentation, line endings). C(fpm_pool) sets them in the O(pool) section (appending what is not set);
     C(nginx) in every block that passes requests to FastCGI (C(fastcgi_pass)); C(apache) in every
     C(<VirtualHost>) (or at the top level of a file without one).
-  - The file's exact bytes are backed up in the journal of O(run_id) before it is written; then O(validate) runs
-    (C(php-fpm8.2 -t), C(nginx -t), C(apachectl configtest)). When validation fails the file is put back byte for
-    byte and the module fails with the validator's output, so a change that does not validate never goes live
-    (nothing is reloaded here; the caller reloads after a change).
+  - Writes like C(lineinfile) does. The path is resolved (C(os.path.realpath)) and the change is written through
+    a symlink into the real file (Debian's C(sites-enabled/SITE) stays the link to C(sites-available/SITE)); the
+    new text goes to a temp file beside the real file, O(validate) checks that candidate, and only then does the
+    candidate replace the live file (C(atomic_move), keeping its owner, mode and SELinux context). A candidate
+    the validator refuses never goes live, not even for a moment; the module fails with the validator's output.
+  - The validator checks the whole configuration the running service would load with the candidate in place
+    (C(php-fpm8.2 -t), C(nginx -t), C(apachectl -t)), although the file is only included by the main config; it
+    runs in a private mount namespace in which the candidate is bind-mounted over the real file
+    (C(unshare --mount --propagation private), then C(mount --bind CANDIDATE REAL)), so nothing outside that one
+    process sees it. This needs root (CAP_SYS_ADMIN) and C(unshare)/C(mount); where they are missing the change
+    is refused before anything is written. A O(validate) command with a C(%s) argument (C([nginx, -t, -c, %s])
+    for a main config) is run directly with the candidate's path instead, as C(lineinfile) does.
+  - The file's exact bytes, its type (file or symlink with its target), owner, mode and SELinux context are
+    kept in the journal of O(run_id) before the candidate goes live; rollback (C(wp502_run state=rolled_back))
+    puts back all of them. Nothing is reloaded here; the caller reloads after a change.
 version_added: "0.1.0"
 author:
   - wp502 contributors (@wp502)
@@ -43,7 +54,11 @@ options:
     required: true
   validate:
     description:
-      - Command (argv) that validates the configuration after the change; the change is undone when it exits non-zero.
+      - Command (argv) that validates the configuration with the candidate in place of the file, before the candidate
+        goes live; the change is refused when it exits non-zero.
+      - Without a C(%s) argument it runs in a private mount namespace where the candidate is bind-mounted over the
+        real file; with one, C(%s) is replaced by the candidate's path and the command runs directly.
+      - Empty means no validation (the candidate is still written beside the file and moved over it atomically).
     type: list
     elements: str
     default: []
@@ -65,7 +80,7 @@ attributes:
     description: Shows the change (with C(--diff)) and writes nothing; the validator is not run.
   diff_mode:
     support: full
-    description: The file before and after.
+    description: The file before and after; the headers name the real file when the path is a symlink.
 notes:
   - The run must hold the host (C(wp502_run) with C(state=locked)).
 """
@@ -107,6 +122,11 @@ backup:
   description: Where the file's previous bytes are kept (the journal's backup).
   returned: when changed and not in check mode
   type: str
+real_path:
+  description: The file the change is written to (O(path) with its symlinks resolved).
+  returned: always
+  type: str
+  sample: /etc/nginx/sites-available/wordpress
 validation:
   description: Output of the validator.
   returned: when the validator ran
@@ -122,11 +142,32 @@ from ansible.module_utils.wp502_edit import set_apache_directives, set_fpm_pool,
 from ansible.module_utils.wp502_journal import RUN_ID, Journal
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\[\]-]*$")
+# Run inside a private mount namespace: the candidate is bind-mounted over the real file, then the
+# validator is exec'd. Data only ever reaches it as positional arguments ($1 candidate, $2 real file,
+# then the validator's argv), never through the script text. 125: the bind mount itself failed.
+BIND_SCRIPT = 'mount --bind "$1" "$2" || exit 125; shift 2; exec "$@"'
 
 
-def _write_keeping_owner(path, data):
-    st = os.stat(path)
-    fd, tmp = tempfile.mkstemp(prefix=".wp502-", dir=os.path.dirname(path))
+def namespace_validator(module):
+    """The argv prefix that runs a validator with the candidate over the real file, or (None, why not)."""
+    unshare = module.get_bin_path("unshare")
+    mount = module.get_bin_path("mount")
+    shell = module.get_bin_path("sh") or ("/bin/sh" if os.path.exists("/bin/sh") else None)
+    missing = [name for name, found in (("unshare", unshare), ("mount", mount), ("sh", shell)) if not found]
+    if missing:
+        return None, "%s not found" % ", ".join(missing)
+    prefix = [unshare, "--mount", "--propagation", "private", "--"]
+    rc, out, err = module.run_command([*prefix, "true"])
+    if rc != 0:
+        return None, "a private mount namespace is not allowed here (%s)" % ((err or out).strip() or "rc=%d" % rc)
+    return [*prefix, shell, "-c", BIND_SCRIPT, "wp502-validate"], None
+
+
+def write_candidate(real, data):
+    """The new bytes in a temp file beside the real file (same file system: the move is a rename), with its
+    mode and, when we may, its owner, so that the validator reads it as it will read the live file."""
+    st = os.stat(real)
+    fd, tmp = tempfile.mkstemp(prefix=".wp502-%s." % os.path.basename(real), suffix=".tmp", dir=os.path.dirname(real))
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -136,12 +177,30 @@ def _write_keeping_owner(path, data):
         try:
             os.chown(tmp, st.st_uid, st.st_gid)
         except OSError:
-            pass
-        os.rename(tmp, path)
+            pass  # not root: atomic_move keeps what it can
     except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
+    return tmp
+
+
+def validate_candidate(module, validate, candidate, real):
+    """Run the validator against the candidate; returns (rc, output). The live file is not touched."""
+    if any("%s" in arg for arg in validate):
+        argv = [arg.replace("%s", candidate) for arg in validate]
+    else:
+        prefix, why = namespace_validator(module)
+        if prefix is None:
+            return None, why
+        argv = [*prefix, candidate, real, *list(validate)]
+    try:
+        rc, out, err = module.run_command(argv)
+    except Exception as exc:  # noqa: BLE001 - a validator that cannot run is a failed validation
+        rc, out, err = 127, "", str(exc)
+    output = (out + err).strip()
+    if rc == 125 and "%s" not in " ".join(validate):
+        output = "could not bind-mount the candidate over %s: %s" % (real, output)
+    return rc, output
 
 
 def main():
@@ -166,15 +225,16 @@ def main():
     if bad or not p["settings"]:
         module.fail_json(msg="settings must name directives and give single-line values: %s" % (", ".join(map(str, bad)) or "(none)"))
     path = p["path"]
+    real = os.path.realpath(path)
     try:
-        with open(path, "rb") as fh:
+        with open(real, "rb") as fh:
             raw = fh.read()
     except (IOError, OSError) as exc:
-        module.fail_json(msg="cannot read %s: %s" % (path, exc))
+        module.fail_json(msg="cannot read %s: %s" % (path if real == path else "%s (%s)" % (path, real), exc))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        module.fail_json(msg="%s is not UTF-8 text: not edited" % path)
+        module.fail_json(msg="%s is not UTF-8 text: not edited" % real)
     try:
         if p["kind"] == "fpm_pool":
             new, changes = set_fpm_pool(text, p["pool"], p["settings"])
@@ -183,10 +243,10 @@ def main():
         else:
             new, changes = set_apache_directives(text, p["settings"])
     except ValueError as exc:
-        module.fail_json(msg="%s: %s" % (path, exc))
-    result = {"changed": new != text, "changes": changes}
+        module.fail_json(msg="%s: %s" % (real, exc))
+    result = {"changed": new != text, "changes": changes, "real_path": real}
     if module._diff and new != text:
-        result["diff"] = {"before": text, "after": new, "before_header": path, "after_header": path}
+        result["diff"] = {"before": text, "after": new, "before_header": real, "after_header": real}
     if module.check_mode or new == text:
         module.exit_json(**result)
 
@@ -194,27 +254,32 @@ def main():
     if not journal.holds_lock():
         module.fail_json(msg="run %s does not hold this host: take it first (wp502_run state=locked run_id=%s)"
                              % (p["run_id"], p["run_id"]))
-    seq = journal.intend_file(p["step"], path)
     try:
-        _write_keeping_owner(path, new.encode("utf-8"))
+        candidate = write_candidate(real, new.encode("utf-8"))
     except (IOError, OSError) as exc:
-        journal.rollback(seqs=[seq])
-        module.fail_json(msg="cannot write %s: %s (left as it was)" % (path, exc))
-    journal.done(seq)
-    result["backup"] = os.path.join(journal.run_dir, "backup", str(seq))
-    if p["validate"]:
+        module.fail_json(msg="cannot write a candidate beside %s: %s (nothing changed)" % (real, exc))
+    try:
+        if p["validate"]:
+            rc, output = validate_candidate(module, p["validate"], candidate, real)
+            if rc is None:
+                module.fail_json(msg="refusing to change %s: the candidate cannot be validated before it goes live (%s). "
+                                     "Run as root (become: true) where unshare(1) may create a mount namespace, or give "
+                                     "a validate command that takes the candidate's path as %%s" % (real, output), **result)
+            result["validation"] = output[-2000:]
+            if rc != 0:
+                module.fail_json(msg="%s rejected the change to %s; the live file was not touched: %s"
+                                     % (" ".join(p["validate"]), real, output[-500:]), **result)
+        seq = journal.intend_file(p["step"], path)
         try:
-            rc, out, err = module.run_command(p["validate"])
-        except Exception as exc:  # noqa: BLE001 - a validator that cannot run is a failed validation
-            rc, out, err = 127, "", str(exc)
-        result["validation"] = (out + err).strip()[-2000:]
-        if rc != 0:
+            module.atomic_move(candidate, real)
+        except Exception as exc:  # noqa: BLE001 - atomic_move raises plain Exception
             journal.rollback(seqs=[seq])
-            with open(path, "rb") as fh:
-                back = fh.read() == raw
-            module.fail_json(msg="%s rejected the change to %s, which was put back %s: %s"
-                                 % (" ".join(p["validate"]), path, "byte for byte" if back else "(CHECK IT: bytes differ)",
-                                    result["validation"][-500:]), **result)
+            module.fail_json(msg="cannot replace %s: %s (left as it was)" % (real, exc), **result)
+        journal.done(seq)
+    finally:
+        if os.path.lexists(candidate):
+            os.unlink(candidate)
+    result["backup"] = os.path.join(journal.run_dir, "backup", str(seq))
     module.exit_json(**result)
 
 

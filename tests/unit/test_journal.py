@@ -275,3 +275,94 @@ def test_the_owner_from_the_environment():
                                                (7380, "2h03m"), (273600, "3d04h"), (-5, "0s")])
 def test_ages_read_as_an_operator_reads_them(seconds, text):
     assert j.ago(seconds) == text
+
+
+def _debian_site(tmp_path):
+    (tmp_path / "sites-available").mkdir()
+    (tmp_path / "sites-enabled").mkdir()
+    real = tmp_path / "sites-available" / "wordpress"
+    real.write_bytes(b"server {\r\n    fastcgi_read_timeout 15s;\r\n}\r\n")
+    real.chmod(0o640)
+    link = tmp_path / "sites-enabled" / "wordpress"
+    link.symlink_to("../sites-available/wordpress")
+    return link, real
+
+
+def test_a_symlink_is_recorded_with_its_target_and_the_real_files_metadata(tmp_path):
+    link, real = _debian_site(tmp_path)
+    run = j.Journal("r", str(tmp_path / "state"))
+    run.intend_file("frontend", str(link))
+    (entry,) = run.entries()
+    st = real.stat()
+    assert entry["path"] == str(link) and entry["existed"]
+    meta = entry["meta"]
+    assert (meta["type"], meta["link"], meta["real"]) == ("symlink", "../sites-available/wordpress", str(real))
+    assert (meta["mode"], meta["uid"], meta["gid"]) == (0o640, st.st_uid, st.st_gid)
+    assert Path(entry["backup"]).read_bytes() == real.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["content", "link_replaced_by_a_file", "link_elsewhere"])
+def test_rollback_restores_bytes_into_the_real_file_and_the_same_link(tmp_path, damage):
+    link, real = _debian_site(tmp_path)
+    original = real.read_bytes()
+    run = j.Journal("r", str(tmp_path / "state"))
+    run.intend_file("frontend", str(link))
+    if damage == "content":
+        real.write_bytes(b"edited through the link\n")
+        real.chmod(0o666)
+    elif damage == "link_replaced_by_a_file":  # what wp502 did before it wrote through links
+        link.unlink()
+        link.write_bytes(b"edited copy\n")
+    else:
+        link.unlink()
+        link.symlink_to("/etc/hostname")
+    run.rollback()
+    assert os.path.islink(link) and os.readlink(link) == "../sites-available/wordpress"
+    assert real.read_bytes() == original and oct(real.stat().st_mode & 0o777) == oct(0o640)
+    assert sorted(os.listdir(link.parent)) == ["wordpress"] and sorted(os.listdir(real.parent)) == ["wordpress"]
+
+
+def test_a_regular_file_replaced_by_a_symlink_becomes_a_file_again(tmp_path):
+    conf = tmp_path / "www.conf"
+    conf.write_bytes(b"[www]\n")
+    run = j.Journal("r", str(tmp_path / "state"))
+    run.intend_file("pool_limits", str(conf))
+    assert run.entries()[0]["meta"]["type"] == "file"
+    conf.unlink()
+    conf.symlink_to(tmp_path / "elsewhere.conf")
+    run.rollback()
+    assert not os.path.islink(conf) and conf.read_bytes() == b"[www]\n"
+
+
+def test_a_dangling_symlink_comes_back_dangling(tmp_path):
+    link = tmp_path / "wordpress"
+    link.symlink_to("../sites-available/gone")
+    run = j.Journal("r", str(tmp_path / "state"))
+    run.intend_file("frontend", str(link))
+    link.unlink()
+    link.write_bytes(b"x")
+    run.rollback()
+    assert os.path.islink(link) and os.readlink(link) == "../sites-available/gone"
+
+
+def test_an_entry_from_before_file_types_were_recorded_still_restores(tmp_path):
+    conf = tmp_path / "www.conf"
+    conf.write_bytes(b"new\n")
+    backup = tmp_path / "backup"
+    backup.write_bytes(b"old\n")
+    j._restore_file(str(backup), str(conf), {"mode": 0o600, "uid": -1, "gid": -1})
+    assert conf.read_bytes() == b"old\n" and oct(conf.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_the_selinux_context_is_recorded_and_put_back_when_the_file_has_one(tmp_path, monkeypatch):
+    conf = tmp_path / "www.conf"
+    conf.write_bytes(b"[www]\n")
+    label = b"system_u:object_r:httpd_config_t:s0\x00"
+    seen = {}
+    monkeypatch.setattr(j.os, "getxattr", lambda path, name: label if name == "security.selinux" else b"", raising=False)
+    monkeypatch.setattr(j.os, "setxattr", lambda path, name, value: seen.update({name: value}), raising=False)
+    run = j.Journal("r", str(tmp_path / "state"))
+    run.intend_file("pool_limits", str(conf))
+    assert run.entries()[0]["meta"]["selinux"] == label.decode("latin-1")
+    run.rollback()
+    assert seen == {"security.selinux": label}
