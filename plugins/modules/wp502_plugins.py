@@ -17,13 +17,24 @@ description:
     C(mysql)/C(mariadb) client and the credentials of C(wp-config.php), and journals them before anything moves.
   - Installs a temporary must-use plugin that refuses every change to those lists, so that someone opening the
     Plugins screen meanwhile cannot make WordPress's C(validate_active_plugins()) drop plugins whose files are out.
-  - Moves every active plugin out of the plugins directory (to C(plugins-off) beside it; WordPress skips an active
+  - Moves every active plugin out of the plugins directory (to C(plugins-off/RUN_ID) beside it, a directory of the
+    run's own; every destination is checked before anything moves; WordPress skips an active
     plugin whose file is missing, whatever a persistent object cache holds; where a directory cannot be moved
     there, its plugin files are renamed in place to C(*.wp502-off)), restarts PHP-FPM (workers held by a
     hung plugin would fail any probe) and asks the site. If it answers, finds the culprit(s) by bisection (at most
     ceil(log2 n)+1 probes for one culprit among n plugins), puts every other plugin back, writes the lists back
-    exactly minus the culprits, and leaves the culprits' files in C(plugins-off).
+    exactly minus the culprits, and leaves the culprits' files in C(plugins-off/RUN_ID).
+  - A probe counts only while the pools it depends on are up, each service in O(fpm_services) active and each
+    address in O(fpm_sockets) accepting a connection. A restart that systemd's start limit refuses
+    (C(start-limit-hit)) is followed by C(systemctl reset-failed) and one more restart. A failed answer while the
+    pools are down is not counted (FPM is reset and the site asked again); pools that stay down stop the rung.
   - If the site does not answer with every plugin out, puts everything back (plugins are not the cause).
+  - A rung that cannot finish (pools that stay down, a move or the database failing, a command past its deadline,
+    the probe budget spent) puts every plugin and the exact lists back, removes the guard only once the lists are
+    whole again, and fails with C(restored), C(trail), C(cautions) and a message that says what state the site is in
+    and gives the rollback command. It never returns C(healed=true) while a plugin other than a culprit is out.
+  - Every command it runs (C(systemctl), the database client) has a deadline; one that outlives it is named in the
+    failure.
   - Every move and value is journaled under O(state_dir) for O(run_id) before it happens; the run must hold the host
     (C(wp502_run) with C(state=locked)). C(wp502_run state=rolled_back) undoes it all.
 version_added: "0.1.0"
@@ -70,15 +81,22 @@ options:
     elements: str
     default: [/wp-login.php]
   fpm_services:
-    description: PHP-FPM services to restart after a probe that failed, before the next one.
+    description:
+      - PHP-FPM services to restart after a probe that failed, before the next one. Each must be active for a probe
+        to count.
     type: list
     elements: str
     default: []
   fpm_sockets:
-    description: Unix sockets of the pools, waited for after a restart.
+    description:
+      - Addresses of the pools the site depends on, as FPM's C(listen) gives them (a unix socket path, C(host:port),
+        C([v6]:port) or a port). Waited for after a restart; each must accept a connection for a probe to count.
     type: list
-    elements: path
+    elements: str
     default: []
+  inventory_host:
+    description: The host's name in the inventory, for the rollback command in messages (default, the host's name).
+    type: str
   max_probes:
     description: Give up the bisection after this many probes (0 lets bisection take what it needs).
     type: int
@@ -94,6 +112,7 @@ notes:
   - Runs on the WordPress host; needs the C(mysql) or C(mariadb) client. Without a database answer, every plugin
     on disk is a suspect and the lists are not written.
   - Must-use plugins and drop-ins are not taken out.
+  - Overrides the start limit of O(fpm_services) (C(systemctl reset-failed)) when it refuses a restart the rung needs.
 """
 
 EXAMPLES = r"""
@@ -138,12 +157,14 @@ trail:
   type: list
   elements: dict
 moved_to:
-  description: Where plugins taken out are kept.
+  description: Where plugins taken out are kept (this run's directory under C(plugins-off)).
   returned: always
   type: str
+  sample: /var/www/wordpress/wp-content/plugins-off/20261201T212000-wp1-1a2b3c4d
 still_out:
-  description: Plugins whose files are out at the end (the culprits).
-  returned: when plugins were taken out
+  description: Plugins whose files are out at the end (the culprits on success; on failure, those that could not be
+    put back).
+  returned: when plugins were taken out, and on failure
   type: list
   elements: str
 moved:
@@ -158,10 +179,26 @@ lists:
   returned: always
   type: dict
 cautions:
-  description: What the rung could not do as intended.
+  description: What the rung could not do as intended (a probe not counted, a start limit reset, ...).
   returned: always
   type: list
   elements: str
+restored:
+  description:
+    - On failure, whether everything was put back (every plugin in place, the lists as saved, the guard removed).
+      When false, the message names what is still out, and the guard stays while the lists may not be whole.
+  returned: when the rung fails
+  type: bool
+problems:
+  description: On failure, what could not be put back.
+  returned: when the rung fails
+  type: list
+  elements: str
+rollback:
+  description: The command that undoes this run on the host.
+  returned: when the rung fails
+  type: str
+  sample: ansible-playbook playbooks/rollback-502.yml -l wp1 -e wp502_run_id=20261201T212000-wp1-1a2b3c4d
 """
 
 import os
@@ -170,30 +207,101 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wp502_host import which
+from ansible.module_utils.wp502_host import CommandTimeoutError, deadline_runner, which
 from ansible.module_utils.wp502_http import healthy, probe_paths
-from ansible.module_utils.wp502_isolate import Isolation
+from ansible.module_utils.wp502_isolate import Isolation, PoolsDownError, RungFailedError, accepts, listen_address
 from ansible.module_utils.wp502_journal import RUN_ID, Journal
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
 
+# Deadlines: a restart waits out FPM's own stop (workers held by a hung plugin get SIGTERM); the pools
+# then have POOLS_WAIT seconds to accept connections.
+RESTART_TIMEOUT = 90
+SYSTEMCTL_TIMEOUT = 15
+POOLS_WAIT = 15.0
+# systemd's Result= values, said for an operator.
+RESULTS = {
+    "start-limit-hit": "systemd's start limit refused the start (StartLimitBurst starts within StartLimitIntervalSec)",
+    "exit-code": "the service exited with an error",
+    "signal": "the service was killed by a signal",
+    "timeout": "the service did not start or stop in time",
+    "core-dump": "the service dumped core",
+}
 
-def _wait_sockets(paths, timeout=15.0):
-    deadline = time.time() + timeout
-    for path in paths:
+
+class Fpm:
+    """The PHP-FPM services and pools the site depends on, through systemctl with deadlines."""
+
+    def __init__(self, run, systemctl, services, sockets, cautions, sleep=time.sleep, now=time.time):
+        self.run = run
+        self.systemctl = systemctl
+        self.services = services
+        self.sockets = sockets
+        self.cautions = cautions
+        self.sleep = sleep
+        self.now = now
+
+    def state(self, service):
+        rc, out, err = self.run([self.systemctl, "show", "-p", "ActiveState", "-p", "SubState", "-p", "Result", service],
+                                timeout=SYSTEMCTL_TIMEOUT)
+        st = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        if rc != 0 and not st:
+            st["error"] = err.strip()[-200:] or "rc=%d" % rc
+        return st
+
+    def said(self, service, st):
+        if st.get("error"):
+            return "%s: `systemctl show` failed (%s)" % (service, st["error"])
+        result = st.get("Result") or "?"
+        why = RESULTS.get(result)
+        return "%s is %s/%s (Result=%s%s)" % (service, st.get("ActiveState") or "?", st.get("SubState") or "?", result,
+                                              ": " + why if why else "")
+
+    def down(self):
+        """None when every service is active and every pool accepts a connection, else why not."""
+        reasons = []
+        for service in self.services:
+            st = self.state(service)
+            if st.get("ActiveState") != "active":
+                reasons.append(self.said(service, st))
+        reasons += [why for why in (accepts(listen) for listen in self.sockets) if why]
+        return "; ".join(reasons) or None
+
+    def restart(self, service):
+        """None when systemd restarted the service, else what systemd said."""
+        rc, _out, err = self.run([self.systemctl, "restart", service], timeout=RESTART_TIMEOUT)
+        if rc == 0:
+            return None
+        st = self.state(service)
+        if st.get("Result") == "start-limit-hit":
+            # The rung restarts FPM after every failed probe: more than a strict unit allows.
+            self.run([self.systemctl, "reset-failed", service], timeout=SYSTEMCTL_TIMEOUT)
+            note = ("systemd's start limit refused to restart %s (start-limit-hit): `systemctl reset-failed %s` cleared "
+                    "it and the rung restarted it again" % (service, service))
+            if note not in self.cautions:
+                self.cautions.append(note)
+            rc, _out, err = self.run([self.systemctl, "restart", service], timeout=RESTART_TIMEOUT)
+            if rc == 0:
+                return None
+            st = self.state(service)
+        return "`systemctl restart %s` failed: %s%s" % (service, self.said(service, st),
+                                                        " (%s)" % " ".join(err.split())[-200:] if err.strip() else "")
+
+    def reset(self):
+        """Restart every service, then wait (bounded) until the pools accept; PoolsDownError when they do not."""
+        refused = [why for why in (self.restart(s) for s in self.services) if why]
+        deadline = self.now() + POOLS_WAIT
         while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(1)
-                sock.connect(path)
+            down = self.down()
+            if not down:
+                return
+            if self.now() >= deadline:
                 break
-            except (OSError, socket.error):
-                if time.time() > deadline:
-                    return False
-                time.sleep(0.2)
-            finally:
-                sock.close()
-    return True
+            self.sleep(0.5)
+        units = " ".join(self.services) or "the PHP-FPM service"
+        raise PoolsDownError("PHP-FPM's pools are not up %d s after a restart: %s. See `systemctl status %s` and "
+                             "`journalctl -u %s`; `systemctl reset-failed %s` clears a start limit"
+                             % (POOLS_WAIT, "; ".join([*refused, down]), units, units, units))
 
 
 def main():
@@ -209,8 +317,9 @@ def main():
             deadline=dict(type="float", default=5),
             cookie_paths=dict(type="list", elements="str", default=["/wp-login.php"]),
             fpm_services=dict(type="list", elements="str", default=[]),
-            fpm_sockets=dict(type="list", elements="path", default=[]),
+            fpm_sockets=dict(type="list", elements="str", default=[]),
             max_probes=dict(type="int", default=0),
+            inventory_host=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -222,6 +331,11 @@ def main():
     bad = [s for s in p["fpm_services"] if not re.match(r"^[A-Za-z0-9@._-]+$", s)]
     if bad:
         module.fail_json(msg="not a service name: %s" % ", ".join(bad))
+    for listen in p["fpm_sockets"]:
+        try:
+            listen_address(listen)
+        except ValueError as exc:
+            module.fail_json(msg="fpm_sockets: %s" % exc)
 
     root = p["path"].rstrip("/") or "/"
     config = next((c for c in (os.path.join(root, "wp-config.php"), os.path.join(os.path.dirname(root), "wp-config.php"))
@@ -238,8 +352,10 @@ def main():
     if not os.path.isdir(plugin_dir):
         module.fail_json(msg="no plugins directory at %s" % plugin_dir)
 
-    def run(argv, env=None, timeout=None):
-        return module.run_command(argv, environ_update=env or {})
+    run = deadline_runner(module.run_command)
+    systemctl = module.get_bin_path("systemctl") or which("systemctl")
+    if p["fpm_services"] and not systemctl and not module.check_mode:
+        module.fail_json(msg="no systemctl on the host: the rung cannot restart %s" % ", ".join(p["fpm_services"]))
 
     cautions = []
     db = None
@@ -249,7 +365,7 @@ def main():
             raise DBError("no mysql or mariadb client on the host")
         db = WordPressDB(run, client, cfg, password)
         db.get("active_plugins")
-    except (DBError, ValueError) as exc:
+    except (DBError, ValueError, CommandTimeoutError) as exc:
         cautions.append("the plugin lists cannot be read (%s)" % exc)
         db = None
     lists = ("active_plugins", "active_sitewide_plugins") if cfg.get("multisite") in (True, "true", 1, "1") else ("active_plugins",)
@@ -263,16 +379,10 @@ def main():
         return healthy(probe_paths(p["paths"], p["deadline"], host_header=p["host"], port=p["port"], scheme=p["scheme"]),
                        p["deadline"], cookie_paths=p["cookie_paths"])
 
-    def reset():
-        for service in p["fpm_services"]:
-            rc, _out, err = module.run_command(["systemctl", "restart", service])
-            if rc != 0:
-                cautions.append("systemctl restart %s: %s" % (service, err.strip()[-200:]))
-        if p["fpm_sockets"] and not _wait_sockets(p["fpm_sockets"]):
-            cautions.append("the pools' sockets did not come back within 15 s of a restart")
+    fpm = Fpm(run, systemctl, p["fpm_services"], p["fpm_sockets"], cautions)
 
-    iso = Isolation(journal, plugin_dir, off_dir, mu_dir, db, probe, reset, lists=lists,
-                    where={"config": config}, heartbeat=lambda: journal.heartbeat(worker=os.getpid()))
+    iso = Isolation(journal, plugin_dir, off_dir, mu_dir, db, probe, fpm.reset, lists=lists, where={"config": config},
+                    heartbeat=lambda: journal.heartbeat(worker=os.getpid()), pools=fpm.down)
     if module.check_mode:
         try:
             units = iso.units()
@@ -280,18 +390,36 @@ def main():
             module.fail_json(msg=str(exc))
         names = [u["unit"] for u in units]
         module.exit_json(changed=bool(names), healed=False, culprits=[], culprit_files=[], suspects=names, probes=0,
-                         trail=[], moved_to=off_dir, lists={}, cautions=cautions + iso.cautions,
+                         trail=[], moved_to=os.path.join(off_dir, p["run_id"]), lists={}, cautions=cautions + iso.cautions,
                          msg="would take out %d plugins (%s) and bisect" % (len(names), ", ".join(names) or "none"))
     if not journal.holds_lock():
         module.fail_json(msg="run %s does not hold this host: take it first (wp502_run state=locked run_id=%s)"
                              % (p["run_id"], p["run_id"]))
     journal.heartbeat(worker=os.getpid())
+    rollback = "ansible-playbook playbooks/rollback-502.yml -l %s -e wp502_run_id=%s" % (
+        p["inventory_host"] or socket.gethostname(), p["run_id"])
     try:
         result = iso.run(p["run_id"], max_probes=p["max_probes"] or None)
-    except (DBError, ValueError, OSError) as exc:
-        module.fail_json(msg="the plugins rung stopped: %s. Every move is journaled: `wp502_run state=rolled_back "
-                             "run_id=%s` (playbooks/rollback-502.yml) puts everything back" % (exc, p["run_id"]),
-                         trail=iso.trail, cautions=cautions + iso.cautions)
+    except RungFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, CommandTimeoutError):
+            cause = "a command did not finish in time: %s" % cause
+        if exc.restored:
+            state = ("Everything was put back: every plugin is in %s again, the plugin lists hold their saved bytes and "
+                     "the guard is removed, so the site is as the rung found it (not healed)" % plugin_dir)
+        else:
+            state = ("NOT everything could be put back (%s); still out: %s (in %s)%s; the site is not healed and "
+                     "needs the rollback" % ("; ".join(exc.problems), ", ".join(exc.still_out) or "no plugin", iso.off_dir,
+                                             "; the guard %s stays so that WordPress cannot rewrite the plugin lists"
+                                             % iso.guard_path() if os.path.exists(iso.guard_path()) else ""))
+        module.fail_json(msg="the plugins rung stopped: %s. %s. Every change is journaled: `%s` undoes the run"
+                             % (cause, state, rollback),
+                         trail=iso.trail, cautions=cautions + iso.cautions, restored=exc.restored,
+                         still_out=exc.still_out, problems=exc.problems, rollback=rollback, moved_to=iso.off_dir,
+                         culprits=[])
+    except (DBError, ValueError, OSError) as exc:  # before anything moved
+        module.fail_json(msg="the plugins rung did not start: %s. Nothing was moved" % exc, trail=iso.trail,
+                         cautions=cautions + iso.cautions, restored=True, still_out=[], problems=[], rollback=rollback)
     finally:
         journal.heartbeat()
     result["cautions"] = cautions + result["cautions"]

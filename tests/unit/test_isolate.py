@@ -542,3 +542,91 @@ def test_a_pool_accepts_or_says_why_not(tmp_path):
         server.close()
         tcp.close()
     assert "not a pool address" in wp502_isolate.accepts("not a socket")
+
+
+# ---- the module's PHP-FPM: systemd's start limit, and deadlines -----------------------------------------
+class Systemd:
+    """Answers systemctl as a unit with a start limit would: ``refusals`` restarts are refused (with
+    ``result`` as systemd's reason) until reset-failed is called; records every argv."""
+
+    def __init__(self, refusals=0, result="start-limit-hit", clears=True):
+        self.refusals = refusals
+        self.result = result
+        self.clears = clears
+        self.active = True
+        self.calls = []
+
+    def __call__(self, argv, env=None, timeout=None):
+        self.calls.append(" ".join(argv[1:]))
+        verb = argv[1]
+        if verb == "restart":
+            if self.refusals:
+                self.refusals -= 1
+                self.active = False
+                return 1, "", "Job for php8.2-fpm.service failed.\nSee \"systemctl status php8.2-fpm.service\"\n"
+            self.active = True
+            return 0, "", ""
+        if verb == "reset-failed":
+            if not self.clears:
+                self.refusals += 1
+            return 0, "", ""
+        if verb == "show":
+            state = ("active", "running", "success") if self.active else ("failed", "failed", self.result)
+            return 0, "ActiveState={}\nSubState={}\nResult={}\n".format(*state), ""
+        return 1, "", "unexpected"
+
+
+def fpm_of(systemd, sockets=()):
+    import wp502_plugins
+
+    clock = iter(range(10 ** 6))
+    cautions = []
+    return wp502_plugins.Fpm(systemd, "/usr/bin/systemctl", ["php8.2-fpm"], list(sockets), cautions,
+                             sleep=lambda s: None, now=lambda: next(clock)), cautions
+
+
+@pytest.mark.parametrize(("systemd", "calls", "error", "caution"), [
+    (Systemd(0), ["restart php8.2-fpm"], None, None),
+    # the start limit refuses once: reset-failed clears it and the restart goes through
+    (Systemd(1), ["restart php8.2-fpm", "reset-failed php8.2-fpm", "restart php8.2-fpm"], None, "start-limit-hit"),
+    # refused again after reset-failed: the pools are down, and the message says which unit and why
+    (Systemd(2), ["restart php8.2-fpm", "reset-failed php8.2-fpm", "restart php8.2-fpm"],
+     r"php8\.2-fpm is failed/failed \(Result=start-limit-hit: systemd's start limit.*reset-failed php8\.2-fpm", "start-limit-hit"),
+    # another reason: no reset-failed (that only clears a start limit), the reason is named
+    (Systemd(1, result="exit-code"), ["restart php8.2-fpm"], r"Result=exit-code: the service exited with an error", None),
+])
+def test_a_restart_the_start_limit_refuses_is_retried_once_after_reset_failed(systemd, calls, error, caution):
+    import wp502_plugins
+
+    fpm, cautions = fpm_of(systemd)
+    if error:  # (the module's own import of wp502_isolate: ansible.module_utils.wp502_isolate)
+        with pytest.raises(wp502_plugins.PoolsDownError, match=error):
+            fpm.reset()
+    else:
+        fpm.reset()
+    restarts = [c for c in systemd.calls if not c.startswith("show")]
+    assert restarts == calls
+    assert bool(caution) == bool(cautions) and (not caution or caution in cautions[0])
+
+
+def test_pools_down_names_the_unit_and_the_socket(tmp_path):
+    systemd = Systemd(1)
+    fpm, _cautions = fpm_of(systemd, sockets=[str(tmp_path / "gone.sock")])
+    systemd.active = False
+    said = fpm.down()
+    assert "php8.2-fpm is failed/failed (Result=start-limit-hit" in said and "gone.sock does not accept" in said
+    systemd.active = True
+    assert "php8.2-fpm" not in fpm.down()  # the unit is up, the pool still does not accept
+
+
+def test_a_systemctl_that_hangs_is_named(tmp_path):
+    import wp502_plugins
+    from wp502_plugins import CommandTimeoutError, deadline_runner
+
+    def run_command(argv, environ_update=None):
+        return (124, "", "") if "restart" in argv else (0, "ActiveState=active\n", "")
+
+    fpm = wp502_plugins.Fpm(deadline_runner(run_command, timeout_bin="/usr/bin/timeout"), "/usr/bin/systemctl",
+                            ["php8.2-fpm"], [], [])
+    with pytest.raises(CommandTimeoutError, match=r"`/usr/bin/systemctl restart php8.2-fpm` did not finish within 90 s"):
+        fpm.reset()
