@@ -237,19 +237,42 @@ def wp502_report_prometheus(summary, timestamp=None):
     return "\n".join(out) + "\n"
 
 
-def wp502_emergency_line(result):
-    """One line for an emergency run's outcome on a host (notifications, summaries)."""
+def wp502_emergency_outcome(result):
+    """What happened to a host in an emergency run, decided in one place for every surface (console,
+    report, webhook, the wp502 command, the run's exit status): ``{"state", "ok", "line"}``.
+
+    ``ok`` is true only when nothing is left broken on the host: it was healed (the probe after a
+    rung answered) or its origin already answered. A host refused, unreachable, not healed, whose
+    site fails only through its CDN, or only planned for (check mode), is not ok.
+    """
     result = result or {}
     cause = result.get("top_cause") or "unknown"
-    if result.get("healed_by"):
+    stopped = result.get("stopped") or ""
+    if result.get("unreachable"):
+        return {"state": "unreachable", "ok": False, "line": "unreachable: %s" % result["unreachable"]}
+    if result.get("refused"):
+        return {"state": "refused", "ok": False, "line": "refused: %s" % result["refused"]}
+    if result.get("healed_by") and result.get("healed", True):
         culprits = result.get("culprits") or []
-        return "%s, healed by %s%s" % (cause, result["healed_by"], " (culprit: %s)" % ", ".join(culprits) if culprits else "")
-    for key in ("unreachable", "refused"):
-        if result.get(key):
-            return "%s: %s" % (key, result[key])
-    if result.get("stopped"):
-        return "%s, stopped: %s" % (cause, result["stopped"])
-    return "%s, NOT healed; next: %s" % (cause, result.get("next_step") or "see the evidence")
+        return {"state": "healed", "ok": True, "line": "%s, healed by %s%s" % (
+            cause, result["healed_by"], " (culprit: %s)" % ", ".join(culprits) if culprits else "")}
+    if stopped == "healthy":
+        return {"state": "healthy", "ok": True, "line": "%s, stopped: healthy (the origin answers; nothing changed)" % cause}
+    if stopped == "cdn_only":
+        return {"state": "cdn_only", "ok": False, "line": "%s, stopped: cdn_only (the origin answers; the CDN fails: %s)" % (
+            cause, result.get("next_step") or "check the CDN")}
+    if result.get("check_mode"):
+        return {"state": "planned", "ok": False, "line": "%s, check mode: nothing changed, the site still fails; would climb %s" % (
+            cause, ", ".join(r.get("rung", "?") for r in result.get("rungs") or []) or "no rung")}
+    if stopped:
+        return {"state": "stopped", "ok": False, "line": "%s, NOT healed, stopped: %s; next: %s" % (
+            cause, stopped, result.get("next_step") or "see the evidence")}
+    return {"state": "not_healed", "ok": False, "line": "%s, NOT healed; next: %s" % (cause, result.get("next_step") or "see the evidence")}
+
+
+def wp502_emergency_line(result):
+    """One line for an emergency run's outcome on a host (notifications, summaries)."""
+    return wp502_emergency_outcome(result)["line"]
 
 
 def wp502_emergency_html(results, title="wp502 emergency run", when=""):
@@ -264,7 +287,7 @@ def wp502_emergency_html(results, title="wp502 emergency run", when=""):
                "<th>journal / undo</th></tr></thead><tbody>")
     for host, given in sorted((results or {}).items()):
         r = given or {}
-        ok = r.get("healed_by") or r.get("stopped") in ("healthy", "cdn_only")
+        ok = wp502_emergency_outcome(r)["ok"]
         out.append('<tr data-host="%s"><td>%s</td><td>%s</td><td class="%s">%s</td><td>%s</td><td>%s</td></tr>' % (
             esc(host), esc(host), esc(r.get("top_cause") or "-"), "healthy" if ok else "bad",
             esc(wp502_emergency_line(r)), esc(", ".join(r.get("culprits") or [])),
@@ -294,4 +317,5 @@ class FilterModule:
     def filters(self):
         return {"wp502_fleet_summary": wp502_fleet_summary, "wp502_report_markdown": wp502_report_markdown,
                 "wp502_report_html": wp502_report_html, "wp502_report_prometheus": wp502_report_prometheus,
-                "wp502_emergency_line": wp502_emergency_line, "wp502_emergency_html": wp502_emergency_html}
+                "wp502_emergency_line": wp502_emergency_line,
+                "wp502_emergency_outcome": wp502_emergency_outcome, "wp502_emergency_html": wp502_emergency_html}

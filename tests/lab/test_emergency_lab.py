@@ -34,7 +34,7 @@ def emergency(target, tmp_path, cmdline=None, **extravars):
     if cmdline:
         (private / "env" / "cmdline").write_text(cmdline)
     r = ansible_runner.run(private_data_dir=str(private), playbook="playbooks/emergency-502.yml", quiet=True, timeout=600)
-    assert r.rc in (0, 2), r.stdout.read()[-3000:]  # 2: the run says a host was refused or unreachable
+    assert r.rc in (0, 2), r.stdout.read()[-3000:]  # 2: the run says a host is left broken, refused or unreachable
     ran = {e["event_data"].get("host") for e in r.events if e["event"] == "runner_on_ok"}
     assert target.name in ran  # per-host events, as AWX shows them
     stats = next(e for e in r.events if e["event"] == "playbook_on_stats")["event_data"].get("artifact_data", {})
@@ -189,24 +189,80 @@ def test_a_pool_change_php_fpm_refuses_never_goes_live(nginx_target, tmp_path):
     assert nginx_target.host.run("systemctl show -p MainPID --value php8.2-fpm").stdout == master
 
 
-def test_check_mode_changes_nothing(nginx_target, tmp_path):
+def failed_hosts(r):
+    """The hosts PLAY RECAP charges with a failure."""
+    return {h for h, n in (r.stats or {}).get("failures", {}).items() if n}
+
+
+def test_check_mode_changes_nothing_and_says_what_it_would_do(nginx_target, tmp_path):
     nginx_target.break_("fpm_down")
     r, result = emergency(nginx_target, tmp_path, cmdline="--check")
-    assert r.status == "successful"
+    out = r.stdout.read()
     assert [x["rung"] for x in result["rungs"]] == ["restart_fpm"]  # what it would do
+    assert result["rungs"][0]["planned"] and result["rungs"][0]["origin"] == []  # planned, never probed (no retries)
+    assert f"{nginx_target.name}: restart_fpm would restart php8.2-fpm" in out  # the plan, on the console
+    assert result["state"] == "planned" and not result["ok"]
+    # Nothing was healed, so the run does not end 0; the failure is the broken host's own.
+    assert r.status == "failed" and failed_hosts(r) == {nginx_target.name}
     assert nginx_target.get("/") == 502  # and nothing was done
     assert not nginx_target.host.service("php8.2-fpm").is_running
     assert not nginx_target.host.file("/var/lib/wp502/lock").exists
+    assert not nginx_target.host.file("/var/lib/wp502/last_end").exists  # storm control not armed
+    assert not nginx_target.host.file("/var/lib/wp502/runs").exists
 
 
 def test_check_mode_shows_the_plan_for_the_plugins(nginx_target, tmp_path):
     nginx_target.break_("segfault")
     before = snapshot(nginx_target)
     r, result = emergency(nginx_target, tmp_path, cmdline="--check --diff")
-    assert r.status == "successful"
+    out = r.stdout.read()
     assert [x["rung"] for x in result["rungs"]] == ["restart_fpm", "plugins"]
     assert "would take out 3 plugins" in result["rungs"][-1]["note"]
+    assert f"{nginx_target.name}: plugins would take out 3 plugins" in out
     assert snapshot(nginx_target) == before
+
+
+def test_check_mode_diff_shows_each_config_change(nginx_target, tmp_path):
+    nginx_target.break_("too_big_header")
+    site = "/etc/nginx/sites-enabled/wordpress"
+    before = nginx_target.host.file(site).content
+    r, result = emergency(nginx_target, tmp_path, cmdline="--check --diff")
+    out = r.stdout.read()
+    assert result["rungs"][0]["rung"] == "frontend"
+    assert "+" in out and "fastcgi_buffers 16 16k;" in out  # the diff of the file it would change
+    assert f"{nginx_target.name}: frontend would set fastcgi_buffer_size" in out
+    assert nginx_target.host.file(site).content == before
+
+
+def test_tags_climb_exactly_the_named_rungs(nginx_target, tmp_path):
+    nginx_target.break_("fpm_down")
+    # A rung the verdict does not allow: nothing is climbed, nothing taken, storm control not armed.
+    r, result = emergency(nginx_target, tmp_path, cmdline="--tags wp502_emergency_plugins")
+    assert result["rungs"] == [] and not result["locked"]
+    assert "are switched off or left out by --tags" in result["stopped"] and "restart_fpm" in result["stopped"]
+    assert r.status == "failed" and failed_hosts(r) == {nginx_target.name}  # still broken: not 0
+    assert not nginx_target.host.file("/var/lib/wp502/last_end").exists
+    assert nginx_target.get("/") == 502
+    # The rung named: climbed, and the summary, report and result still there whatever the tags.
+    r, result = emergency(nginx_target, tmp_path, cmdline="--tags wp502_emergency_restart_fpm")
+    out = r.stdout.read()
+    assert [x["rung"] for x in result["rungs"]] == ["restart_fpm"] and result["healed_by"] == "restart_fpm"
+    assert r.status == "successful" and "Report: " in out
+    assert nginx_target.get("/") == 200
+
+
+def test_a_host_left_broken_fails_the_run_charged_to_that_host(nginx_target, tmp_path):
+    # A socket mismatch: nginx passes PHP to a socket no pool listens on. No rung can heal it.
+    site = "/etc/nginx/sites-enabled/wordpress"
+    cmd = nginx_target.host.run(f"sed -i 's#unix:/run/php/php8.2-fpm.sock#unix:/run/php/nobody.sock#' $(readlink -f {site})"
+                                " && nginx -t && systemctl restart nginx")
+    assert cmd.rc == 0, cmd.stderr
+    assert nginx_target.host.file(site).contains("nobody.sock")
+    assert nginx_target.get("/") == 502
+    r, result = emergency(nginx_target, tmp_path)
+    assert result["top_cause"] == "socket_mismatch" and not result["healed"] and not result["ok"]
+    assert r.status == "failed" and failed_hosts(r) == {nginx_target.name}
+    assert nginx_target.get("/") == 502
 
 
 def test_an_unreachable_host_is_reported_and_the_others_still_healed(nginx_target, tmp_path):
@@ -224,3 +280,4 @@ def test_an_unreachable_host_is_reported_and_the_others_still_healed(nginx_targe
     assert stats[nginx_target.name]["healed_by"] == "restart_fpm"
     assert nginx_target.get("/") == 200
     assert r.status == "failed"  # the run says a host could not be reached
+    assert failed_hosts(r) == {"ghost"}  # charged to the host that could not be reached, not to another

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "filter"))
 import wp502_report as rep
 
@@ -138,5 +140,26 @@ def test_one_line_per_emergency_outcome():
         "crashing_worker, healed by plugins (culprit: bad)"
     assert line({"top_cause": "fpm_down", "healed_by": "restart_fpm", "culprits": []}) == "fpm_down, healed by restart_fpm"
     assert line({"unreachable": "ssh: connect refused"}) == "unreachable: ssh: connect refused"
-    assert line({"top_cause": "healthy", "stopped": "healthy"}) == "healthy, stopped: healthy"
+    assert line({"top_cause": "healthy", "stopped": "healthy"}) == "healthy, stopped: healthy (the origin answers; nothing changed)"
     assert line({"top_cause": "oom", "next_step": "add memory"}) == "oom, NOT healed; next: add memory"
+
+
+@pytest.mark.parametrize(("result", "state", "ok"), [
+    ({"top_cause": "fpm_down", "healed_by": "restart_fpm", "healed": True}, "healed", True),
+    ({"top_cause": "healthy", "stopped": "healthy", "healed": True}, "healthy", True),
+    # The origin answers but visitors still get the CDN's error: something is left broken.
+    ({"top_cause": "cdn_only", "stopped": "cdn_only", "next_step": "Cloudflare Ray ID 8f1"}, "cdn_only", False),
+    ({"top_cause": "socket_mismatch", "next_step": "point nginx at the pool's socket"}, "not_healed", False),
+    ({"top_cause": "crashing_worker", "stopped": "plugins rung failed: start-limit-hit", "rungs": [{"rung": "plugins"}]},
+     "stopped", False),
+    ({"refused": "run X holds this host since 21:30Z from ops@ctl"}, "refused", False),
+    ({"unreachable": "ssh: connect refused"}, "unreachable", False),
+    # Check mode: the plan is the outcome, and the site still fails.
+    ({"top_cause": "fpm_down", "check_mode": True, "rungs": [{"rung": "restart_fpm", "planned": True}]}, "planned", False),
+    # A rung named without its probe's healthy answer is not a heal.
+    ({"top_cause": "fpm_down", "healed_by": "restart_fpm", "healed": False}, "not_healed", False),
+])
+def test_one_decision_says_whether_a_host_is_left_broken(result, state, ok):
+    outcome = rep.wp502_emergency_outcome(result)
+    assert (outcome["state"], outcome["ok"]) == (state, ok)
+    assert outcome["line"] == rep.wp502_emergency_line(result)
