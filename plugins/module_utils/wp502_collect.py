@@ -12,6 +12,7 @@ Every part fails soft: what cannot be read is listed in ``errors`` and the rest 
 from __future__ import absolute_import, division, print_function
 
 import glob
+import math
 import os
 import re
 import socket
@@ -27,7 +28,17 @@ from ansible.module_utils.wp502_fpm import (
     validate_pm,
 )
 from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx, split_nginx_dump
-from ansible.module_utils.wp502_host import disk_usage, oom_kills, parse_loadavg, parse_meminfo, read_processes, which, workers_by_pool
+from ansible.module_utils.wp502_host import (
+    CommandTimeoutError,
+    describe,
+    disk_usage,
+    oom_kills,
+    parse_loadavg,
+    parse_meminfo,
+    read_processes,
+    which,
+    workers_by_pool,
+)
 from ansible.module_utils.wp502_http import healthy, probe_paths
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_verdict import diagnose, norm_addr
@@ -105,6 +116,15 @@ def summarise_peaks(per_hour):
     return {"by_hour": dict(sorted(per_hour.items())), "recurring": bool(recurring), "recurring_hours": recurring}
 
 
+# What Collector._cmd returns for a command that outlived its deadline (as GNU timeout(1) exits).
+TIMED_OUT_RC = 124
+
+
+def _short_command(argv, width=60):
+    """A command for an error line: each long argument (an SQL statement, say) cut to ``width``."""
+    return describe([a if len(str(a)) <= width else str(a)[:width] + "..." for a in argv])
+
+
 class Collector:
     """One host's evidence. ``run(argv, env=None, timeout=None)`` runs commands (AnsibleModule.run_command)."""
 
@@ -129,8 +149,15 @@ class Collector:
 
     # ---- helpers -------------------------------------------------------------------------
     def _cmd(self, argv, env=None, timeout=30):
+        """``(rc, out, err)`` of a command run with a deadline of ``timeout`` seconds. It never raises: a
+        command that cannot run is rc 127; one that outlives its deadline is rc 124 (TIMED_OUT_RC) and
+        an entry of ``errors`` naming it, and the evidence goes on without it."""
         try:
             return self.run(argv, env=env, timeout=timeout)
+        except CommandTimeoutError:
+            what = "`%s` timed out: no answer within %d s, killed" % (_short_command(argv), math.ceil(timeout))
+            self._error("timeout", what)
+            return TIMED_OUT_RC, "", what
         except Exception as exc:  # noqa: BLE001 - a missing binary or a hung command is evidence, not a crash
             return 127, "", str(exc)
 
@@ -157,7 +184,7 @@ class Collector:
             return {}
         argv = ["systemctl", "show", "--no-pager", "-p", "Id", "-p", "ActiveState", "-p", "SubState", "-p", "MainPID",
                 "-p", "LoadState", *list(units)]
-        _rc, out, _err = self._cmd(argv)
+        _rc, out, _err = self._cmd(argv, timeout=15)
         states = {}
         for block in out.strip().split("\n\n"):
             fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
@@ -261,7 +288,7 @@ class Collector:
                                            "access_log": srv["access_log"], "upstreams": srv["fastcgi_pass"],
                                            "read_timeout": srv["fastcgi_read_timeout"],
                                            "buffer_size": srv["fastcgi_buffer_size"]})
-            else:
+            elif rc != TIMED_OUT_RC:  # (a timeout is in errors already)
                 self._error("nginx -T", (err or dump).strip()[-300:])
         if apache:
             files = []

@@ -17,8 +17,10 @@ the client's escaping or character set on the way.
 from __future__ import absolute_import, division, print_function
 
 import binascii
+import os
 import re
 
+from ansible.module_utils.wp502_host import CommandTimeoutError
 from ansible.module_utils.wp502_wordpress import split_db_host
 
 __metaclass__ = type
@@ -132,6 +134,10 @@ class DBError(RuntimeError):
 class WordPressDB:
     """A site's plugin lists. ``run(argv, env=None, timeout=None) -> (rc, out, err)``."""
 
+    # Each statement's deadline (s): the client's own --connect-timeout is 5 s; a locked table or a
+    # database that stopped answering must not hold the emergency run.
+    timeout = 30
+
     def __init__(self, run, client, cfg, password):
         prefix = cfg.get("table_prefix") if isinstance(cfg.get("table_prefix"), str) else "wp_"
         if not re.match(r"^\w+$", prefix):
@@ -143,7 +149,11 @@ class WordPressDB:
 
     def _sql(self, sql):
         env = {"MYSQL_PWD": self.password} if self.password is not None else None
-        rc, out, err = self.run([*self.argv, "-e", sql], env=env, timeout=30)
+        try:
+            rc, out, err = self.run([*self.argv, "-e", sql], env=env, timeout=self.timeout)
+        except CommandTimeoutError:
+            raise DBError("%s did not answer within %d s (killed) to: %s" % (
+                os.path.basename(self.argv[0]), self.timeout, sql if len(sql) <= 80 else sql[:80] + "...")) from None
         if rc != 0:
             text = (err or out or "").strip()[-300:]
             if self.password:

@@ -208,6 +208,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_collect import Collector
+from ansible.module_utils.wp502_host import deadline_runner
 from ansible.module_utils.wp502_logscan import lower_priority, parse_since
 
 
@@ -246,11 +247,9 @@ def main():
     if p["low_priority"]:
         lower_priority()
 
-    def run(argv, env=None, timeout=None):
-        rc, out, err = module.run_command(argv, environ_update=env or {}, check_rc=False)
-        return rc, out, err
-
-    collector = Collector(run, since, probe_timeout=p["probe_timeout"], scan_files=p["scan_files"],
+    # Every command under its deadline (nginx -T, systemctl, mysql, journalctl, dmesg): a hung one is
+    # killed and named in errors, and the round trip goes on.
+    collector = Collector(deadline_runner(module.run_command), since, probe_timeout=p["probe_timeout"], scan_files=p["scan_files"],
                           recent_days=p["recent_days"], max_php_files=p["max_php_files"],
                           os_reserve=p["os_reserve_mb"] * 1024 * 1024 if p["os_reserve_mb"] else None,
                           db=p["database"], probe=p["probe"], sites=p["sites"], extra_logs=p["extra_logs"],

@@ -1,0 +1,161 @@
+"""Every command the evidence and the rollback run has a deadline, and a hung one is named (issue #10 item 9).
+
+Fake runners that raise CommandTimeoutError check what the collector makes of a timeout; real
+``sleep`` processes under wp502_host.deadline_runner check that the modules' adapters really pass
+the deadline on (they used to drop it).
+"""
+
+from __future__ import annotations
+
+import binascii
+import subprocess
+import time
+
+import pytest
+import wp502_collect as ev
+import wp502_evidence
+import wp502_journal
+import wp502_run
+
+# tests/conftest.py can load a module_util twice (as NAME and as ansible.module_utils.NAME), each with
+# its own classes: take the exception and the runner from the module the code under test uses.
+_host = ev.which.__globals__
+CommandTimeoutError, deadline_runner, describe = _host["CommandTimeoutError"], _host["deadline_runner"], _host["describe"]
+
+BINARIES = {"nginx": "/usr/sbin/nginx", "systemctl": "/usr/bin/systemctl", "mariadb": "/usr/bin/mariadb",
+            "journalctl": "/usr/bin/journalctl", "dmesg": "/usr/bin/dmesg"}
+
+
+def _which(*names):
+    return next((BINARIES[n] for n in names if n in BINARIES), None)
+
+
+class FakeRun:
+    """Records (command, timeout) of every call; ``hang`` names the commands that outlive their deadline."""
+
+    def __init__(self, hang=()):
+        self.hang = hang
+        self.calls = []
+        self.error = CommandTimeoutError
+
+    def __call__(self, argv, env=None, timeout=None):
+        self.calls.append((argv[0].rsplit("/", 1)[-1], timeout))
+        if any(h in describe(argv) for h in self.hang):
+            raise self.error(f"`{describe(argv)}` did not finish within {timeout} s (killed)")
+        return 1, "", "not here"
+
+
+def _collector(run, monkeypatch):
+    monkeypatch.setattr(ev.Collector, "_which", staticmethod(_which))
+    return ev.Collector(run, since_epoch=time.time() - 3600, probe=False, db=True)
+
+
+CFG = {"db_name": "wordpress", "db_user": "wp", "db_host": "localhost", "table_prefix": "wp_"}
+
+
+def test_every_command_of_the_evidence_asks_for_a_deadline(monkeypatch):
+    run = FakeRun()
+    c = _collector(run, monkeypatch)
+    c.frontend()
+    c.database(CFG, "s3cret", "wp_")
+    c.oom()
+    deadlines = dict(run.calls)
+    assert set(deadlines) == {"systemctl", "nginx", "mariadb", "journalctl", "dmesg"}
+    assert all(isinstance(t, (int, float)) and 0 < t <= 30 for t in deadlines.values()), deadlines
+    assert deadlines["nginx"] == 20 and deadlines["systemctl"] == 15 and deadlines["mariadb"] == 20
+
+
+def test_a_hung_nginx_is_one_error_naming_it_and_the_evidence_goes_on(monkeypatch):
+    c = _collector(FakeRun(hang=["nginx -T"]), monkeypatch)
+    front = c.frontend()
+    assert "nginx" not in front and front["kind"] == "nginx"
+    assert c.errors == ["timeout: `/usr/sbin/nginx -T` timed out: no answer within 20 s, killed"]
+
+
+def test_a_hung_database_is_named_without_its_password_or_its_whole_query(monkeypatch):
+    c = _collector(FakeRun(hang=["mariadb"]), monkeypatch)
+    c.secrets.append("s3cret")
+    db = c.database(CFG, "s3cret", "wp_")
+    assert db["reachable"] is False and "timed out: no answer within 20 s, killed" in db["error"]
+    (error,) = c.errors
+    assert error.startswith("timeout: `/usr/bin/mariadb --batch --skip-column-names --connect-timeout=5 -u wp")
+    assert "wordpress -e SELECT '##active', option_value FROM wp_options WHERE option...` timed out" in error
+    assert error.endswith("timed out: no answer within 20 s, killed") and "s3cret" not in error
+
+
+def test_a_command_that_cannot_run_is_still_not_a_crash(monkeypatch):
+    def broken(argv, env=None, timeout=None):
+        raise OSError(2, "No such file or directory")
+
+    c = _collector(broken, monkeypatch)
+    assert c._cmd(["nginx", "-T"], timeout=5) == (127, "", "[Errno 2] No such file or directory")
+
+
+def _run_command(argv, environ_update=None, check_rc=False):
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_a_real_hung_command_is_killed_at_its_deadline_and_named(monkeypatch):
+    c = _collector(deadline_runner(_run_command), monkeypatch)
+    started = time.monotonic()
+    assert c._cmd(["sleep", "30"], timeout=1)[0] == ev.TIMED_OUT_RC
+    assert time.monotonic() - started < 10
+    assert c.errors == ["timeout: `sleep 30` timed out: no answer within 1 s, killed"]
+
+
+def test_wp502_evidence_passes_each_deadline_to_the_host(monkeypatch, run_module):
+    """The module's runner is deadline_runner(module.run_command): a real `sleep` outliving its deadline is killed."""
+    seen = {}
+
+    class Probe:
+        def __init__(self, run, since, **_kwargs):
+            self.run = run
+
+        def collect(self):
+            started = time.monotonic()
+            try:
+                self.run(["sleep", "30"], timeout=1)
+            except timed_out as exc:
+                seen["error"] = str(exc)
+            seen["seconds"] = time.monotonic() - started
+            return {"errors": [seen.get("error")]}
+
+    monkeypatch.setattr(wp502_evidence, "Collector", Probe)
+    timed_out = wp502_evidence.deadline_runner.__globals__["CommandTimeoutError"]
+    out = run_module(wp502_evidence, low_priority=False)
+    assert out["_rc"] == 0 and seen["error"] == "`sleep 30` did not finish within 1 s (killed)"
+    assert seen["seconds"] < 10
+
+
+def test_the_plugin_lists_database_calls_have_a_deadline():
+    wpdb = wp502_run.WordPressDB.__init__.__globals__
+    run = FakeRun(hang=["HEX(option_value)"])
+    run.error = wpdb["CommandTimeoutError"]
+    db = wpdb["WordPressDB"](run, "/usr/bin/mariadb", CFG, "s3cret")
+    with pytest.raises(wpdb["DBError"], match=r"^mariadb did not answer within 30 s \(killed\) to: SELECT HEX"):
+        db.get("active_plugins")
+    assert run.calls == [("mariadb", 30)]
+
+
+def test_a_rollback_whose_database_hangs_stops_naming_it(tmp_path, monkeypatch, run_module):
+    """wp502_run writes active_plugins back through deadline_runner(module.run_command): a client that hangs is
+    killed at the deadline and the rollback says so (and can be run again)."""
+    client = tmp_path / "mariadb"
+    client.write_text("#!/bin/sh\nexec sleep 30\n")
+    client.chmod(0o755)
+    config = tmp_path / "wp-config.php"
+    config.write_text("<?php\ndefine('DB_NAME', 'wordpress');\ndefine('DB_USER', 'wp');\n"
+                      "define('DB_PASSWORD', 's3cret');\ndefine('DB_HOST', 'localhost');\n$table_prefix = 'wp_';\n")
+    journal = wp502_journal.Journal("r-db", str(tmp_path / "state"))
+    journal.acquire()
+    journal.intend_value("plugins", "active_plugins", binascii.hexlify(b"a:0:{}").decode(),
+                         where={"encoding": "hex", "config": str(config), "list": "active_plugins"})
+    monkeypatch.setattr(wp502_run, "which", lambda *names: str(client))
+    monkeypatch.setattr(wp502_run.WordPressDB, "timeout", 1)
+    started = time.monotonic()
+    out = run_module(wp502_run, state="rolled_back", state_dir=str(tmp_path / "state"))
+    assert time.monotonic() - started < 10
+    assert out["_rc"] == 1
+    assert out["msg"].startswith("rollback of r-db stopped: mariadb did not answer within 1 s (killed) to: UPDATE wp_options")
+    assert "run it again" in out["msg"] and "s3cret" not in out["msg"]
