@@ -378,6 +378,45 @@ def rotated_siblings(path):
     return sorted(found)
 
 
+def _mtime_or_zero(path):
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def find_rotated_copy(path, head, min_size, exclude=()):
+    """The copy logrotate's ``copytruncate`` made of ``path`` just before truncating it.
+
+    A candidate is a plain rotated sibling (``.1``, ``-YYYYMMDD``; a ``.gz`` is compressed later) that is
+    at least ``min_size`` bytes long and starts with ``head``, the first bytes read from ``path`` before it
+    was truncated: the copy holds the whole old content at the same offsets. A sibling with other content
+    (an older rotation, another file) is never used, and nothing is used when ``head`` is empty.
+    Returns ``(path, file object, stat)``, the file object unbuffered and owned by the caller, or ``None``.
+    """
+    if not head:
+        return None
+    candidates = [c for c in rotated_siblings(path) if not c.endswith(".gz")]
+    for candidate in sorted(candidates, key=_mtime_or_zero, reverse=True):
+        try:
+            fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if (stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in exclude
+                    and st.st_size >= max(min_size, len(head)) and os.pread(fd, len(head), 0) == head):
+                fh = os.fdopen(fd, "rb", buffering=0)
+                fd = None
+                return candidate, fh, st
+        except OSError:
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return None
+
+
 class Reading:
     """What reading one file produced; becomes one entry of the ``files`` result."""
 
@@ -395,6 +434,8 @@ class Reading:
         self.start_offset = 0
         self.first_ts = None
         self.last_ts = None
+        self.truncated_at = None  # offset at which the file was found truncated while it was read
+        self.rest_from = None  # the rotated copy the rest of it was read from
         self.warnings = []
         self.ok = False
 
@@ -407,6 +448,9 @@ class Reading:
         }
         if self.compressed:
             out["bytes_decompressed"] = self.bytes_decompressed
+        if self.truncated_at is not None:
+            out["truncated_at"] = self.truncated_at
+            out["rest_from"] = self.rest_from
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out
@@ -448,7 +492,7 @@ class Scanner:
         self.slow_functions = Counter()
         self.readings = []
         self.warnings = []
-        self._seen_inodes = set()
+        self._seen_inodes = {}  # (dev, inode) -> None, or the log whose rest it was read as (copytruncate)
         self._slow_keys = set()  # (second, pid) of slow requests already counted
         self._terminated = {}  # pid -> epoch of "execution timed out, terminating"
         self._apache_last = {}  # pid:tid -> (second, signature): Apache logs 2 lines per failure
@@ -636,11 +680,16 @@ class Scanner:
             reading.size, reading.inode, reading.mtime = st.st_size, st.st_ino, st.st_mtime
             ident = (st.st_dev, st.st_ino)
             if ident in self._seen_inodes:
-                reading.warnings.append("same file as one already scanned (hard link or duplicate path): skipped")
+                rest_of = self._seen_inodes[ident]
+                if rest_of is None:
+                    reading.warnings.append("same file as one already scanned (hard link or duplicate path): skipped")
+                else:
+                    reading.warnings.append("already read as the rest of %s, truncated while it was read "
+                                            "(copytruncate): skipped" % rest_of)
                 reading.ok = True
                 self.readings.append(reading)
                 return
-            self._seen_inodes.add(ident)
+            self._seen_inodes[ident] = None
             if self.since is not None and st.st_mtime < self.since - SLACK:
                 # Nothing was written to it inside the window.
                 reading.ok = True
@@ -652,7 +701,7 @@ class Scanner:
                 if compressed:
                     self._scan_gzip(fh, reading)
                 else:
-                    self._scan_plain(fh, reading, st.st_size)
+                    self._scan_plain(fh, reading, st.st_size, ident)
             reading.ok = True
         except OSError as exc:
             reading.warnings.append("read error: %s" % (exc.strerror or exc))
@@ -677,26 +726,68 @@ class Scanner:
         return kind
 
     # ---- plain files: bisect to the window, then chunks ------------------------------------
-    def _scan_plain(self, fh, reading, size):
+    def _scan_plain(self, fh, reading, size, ident):
         head = fh.read(65536)
         reading.bytes_read += len(head)
         kind = self._decide_kind(head, reading)
-        start = 0
-        if self.since is not None and size > 4 * self.chunk_size:
-            start = self._bisect(fh, size, self.since - SLACK, reading)
-        reading.start_offset = start
-        if start == 0:
-            # the head already read is the start of the scan: not read twice
-            fh.seek(len(head))
-            source = _PlainSource(fh, size - len(head), prefix=head)
-        else:
-            fh.seek(start)
-            source = _PlainSource(fh, size - start)
-        self._scan_stream(source, reading, kind, skip_partial=start > 0)
+        target = self.since - SLACK if self.since is not None else None
+        source = _PlainSource(fh, reading.path, head, ident)
+        try:
+            start = 0
+            if len(head) < min(size, 65536):
+                # truncated between the open and the first read: nothing of the old content is held yet
+                source.truncated(0)
+            elif target is not None and size > 4 * self.chunk_size:
+                try:
+                    start = self._bisect(fh, size, target, reading)
+                except _TruncatedError:
+                    source.truncated(0)  # while bisecting: nothing of the window was read yet
+            if source.truncated_at is None:
+                if start == 0:
+                    # the head already read is the start of the scan: not read twice
+                    fh.seek(len(head))
+                    source.begin(len(head), size - len(head), prefix=head)
+                else:
+                    fh.seek(start)
+                    source.begin(start, size - start)
+            elif source.rest_from:
+                # the window is looked for again in the copy, which holds the old content at the same offsets
+                start = 0
+                if target is not None and source.copy_size > 4 * self.chunk_size:
+                    try:
+                        start = self._bisect(source.fh, source.copy_size, target, reading)
+                    except _TruncatedError:
+                        start = 0
+                source.begin_copy(start, inside_line=start > 0)
+            reading.start_offset = start
+            self._scan_stream(source, reading, kind, skip_partial=start > 0)
+        finally:
+            source.close()
         reading.bytes_read += source.total
+        if source.truncated_at is not None:
+            self._report_truncation(source, reading, size)
+
+    def _report_truncation(self, source, reading, size):
+        """Say what a copytruncate under the scan changed, in the file's entry and the warnings."""
+        reading.truncated_at = source.truncated_at
+        if source.rest_from:
+            reading.rest_from = source.rest_from
+            self._seen_inodes[source.copy_ident] = reading.path  # its sibling entry is not read again
+            why = "%s was truncated while it was read (copytruncate): the rest came from %s" % (reading.path, source.rest_from)
+            if source.copy_size < size:
+                why += (" (it ends at offset %d, before the %d bytes the file had when opened: lines after offset %d "
+                        "may be missing)" % (source.copy_size, size, source.copy_size))
+        else:
+            why = ("%s was truncated while it was read (copytruncate?) and no rotated copy matches what was read: "
+                   "lines after offset %d may be missing" % (reading.path, source.truncated_at))
+        if source.new_bytes:
+            why += "; the %d bytes written to it since were read from its offset 0" % source.new_bytes
+        reading.warnings.append(why)
+        self.warnings.append(why)
 
     def _bisect(self, fh, size, target, reading):
-        """Offset of a line start at or before the first line stamped >= target (logs are chronological)."""
+        """Offset of a line start at or before the first line stamped >= target (logs are chronological).
+        Raises _TruncatedError when the file turns out shorter than ``size`` (truncated under us)."""
         lo, hi = 0, size
         while hi - lo > self.chunk_size:
             mid = (lo + hi) // 2
@@ -714,8 +805,11 @@ class Scanner:
         size = 4096
         while True:
             fh.seek(offset)
-            block = fh.read(min(size, max(0, limit - offset)))
+            want = min(size, max(0, limit - offset))
+            block = fh.read(want)
             reading.bytes_read += len(block)
+            if len(block) < want:
+                raise _TruncatedError(offset)
             nl = block.find(b"\n")
             if nl >= 0:
                 for raw in block[nl + 1:].split(b"\n")[:-1]:
@@ -803,10 +897,6 @@ class Scanner:
             self.consider_slow_entry(pending_slow[0], pending_slow[1])
         reading.lines_scanned = lines
         reading.first_ts = first_ts
-        if getattr(source, "shrunk", False):
-            why = "the file shrank while it was read (rotated with copytruncate?): counted what was read"
-            reading.warnings.append(why)
-            self.warnings.append("%s: %s" % (reading.path, why))
 
     def _ts_at(self, buf, begin, end):
         pos = begin
@@ -868,33 +958,131 @@ class Scanner:
         return (header, body) if header is not None else None
 
 
-class _PlainSource:
-    """Reads at most ``limit`` bytes: a log that grows while it is read is not chased forever,
-    and one truncated under us (copytruncate) ends the read early, flagged in ``shrunk``."""
+class _TruncatedError(Exception):
+    """A read came back shorter than the size the file had when it was opened: it was truncated under us."""
 
-    def __init__(self, fh, limit, prefix=b""):
-        self.fh = fh
-        self.left = limit
-        self.prefix = prefix
-        self.total = 0
-        self.shrunk = False
+
+class _PlainSource:
+    """The bytes of a plain log from an offset up to the size it had when it was opened: a log that grows
+    while it is read is not chased forever.
+
+    A read that comes back short means the file was truncated under us (logrotate's ``copytruncate``): what
+    that read got is dropped (it may already be new lines), the rest of the old content is read from the
+    rotated copy at the same offsets (:func:`find_rotated_copy`: checked to start with the same bytes), and
+    then the lines written to the file since, from its offset 0, so that no line is lost or read twice.
+    Without a matching copy, only the new lines follow; ``truncated_at`` and ``rest_from`` tell which.
+    When nothing is truncated this costs one comparison and one byte noted per read, no system call.
+    """
+
+    _OLD, _COPY, _NEW = 0, 1, 2
+
+    def __init__(self, fh, path, head, ident):
+        self.fh = fh  # the file being read now: the log, or its copy
+        self.live = fh
+        self.path = path
+        self.head = head  # the first bytes of the log, read when it was opened: they identify its copy
+        self.ident = ident
+        self.phase = self._OLD
+        self.base = 0  # offset of the first byte read from fh in this phase
+        self.left = 0
+        self.prefix = b""
+        self.total = 0  # bytes read from disk (the prefix was counted by the caller)
+        self.phase_total = 0  # total when this phase began
+        self.last = 0x0A  # last byte handed out: a line end, or nothing yet
+        self.truncated_at = None
+        self.rest_from = None  # path of the copy; False when none matched
+        self.copy_size = 0
+        self.copy_ident = None
+
+    def begin(self, offset, limit, prefix=b""):
+        """Read the log itself from offset (where fh stands), prefix first."""
+        self.base, self.left, self.prefix = offset, limit, prefix
+        if offset:
+            self.last = None  # starts inside a line
+
+    def truncated(self, offset):
+        """The log was found shorter than ``offset``: switch to its copy, or to its new lines."""
+        self.truncated_at = offset
+        found = find_rotated_copy(self.path, self.head, offset, exclude={self.ident})
+        if found is None:
+            self.rest_from = False
+            self._to_new()
+            return
+        self.rest_from, self.fh, st = found
+        self.copy_size, self.copy_ident = st.st_size, (st.st_dev, st.st_ino)
+        self.begin_copy(offset)
+
+    def begin_copy(self, offset, inside_line=False):
+        self.phase = self._COPY
+        self.fh.seek(offset)
+        self.base, self.left, self.phase_total = offset, self.copy_size - offset, self.total
+        if inside_line:
+            self.last = None
+
+    @property
+    def new_bytes(self):
+        """Bytes read from the log's new content, after it was truncated."""
+        return self.total - self.phase_total if self.phase == self._NEW else 0
+
+    def _to_new(self):
+        if self.fh is not self.live:
+            self.fh.close()
+        self.phase = self._NEW
+        self.fh = self.live
+        self.fh.seek(0)
+        self.left = os.fstat(self.fh.fileno()).st_size
+        self.base, self.phase_total = 0, self.total
+
+    def close(self):
+        if self.fh is not self.live:
+            self.fh.close()
+            self.fh = self.live
 
     def readinto(self, view):
         if self.prefix:
             n = min(len(view), len(self.prefix))
             view[:n] = self.prefix[:n]
             self.prefix = self.prefix[n:]
+            self.last = view[n - 1]
             return n
         if self.left <= 0:
-            return 0
+            return self._next(view)
         want = min(len(view), self.left)
         n = self.fh.readinto(view[:want]) or 0
-        if n == 0:
-            self.shrunk = True
-            self.left = 0
+        if n < want:
+            return self._short(view, n)
         self.left -= n
         self.total += n
+        self.last = view[n - 1]
         return n
+
+    def _short(self, view, n):
+        if self.phase == self._OLD:
+            offset = self.base + self.total - self.phase_total
+            self.total += n  # read from disk, though not used
+            self.truncated(offset)
+            return self._resume(view)
+        # the copy or the new lines ended early: keep what came, then go on
+        self.left = 0
+        if n == 0:
+            return self._next(view)
+        self.total += n
+        self.last = view[n - 1]
+        return n
+
+    def _next(self, view):
+        """The current part is read: after the copy come the new lines; after those, or the log, nothing."""
+        if self.phase != self._COPY:
+            return 0
+        self._to_new()
+        return self._resume(view)
+
+    def _resume(self, view):
+        if self.phase == self._NEW and self.left > 0 and self.last != 0x0A:
+            view[0] = 0x0A  # what came before ended inside a line: the new lines start on their own
+            self.last = 0x0A
+            return 1
+        return self.readinto(view)
 
 
 class _GzipSource:

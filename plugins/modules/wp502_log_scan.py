@@ -87,6 +87,11 @@ notes:
   - Timestamps without a zone (nginx, Apache, PHP-FPM) are read in the target's local time.
   - PHP-FPM's slowlog and its C(executing too slow) line describe the same request; it is counted once.
     A worker killed right after C(execution timed out, terminating) counts as C(terminate_timeout), not C(child_signal).
+  - A log truncated while it is read (logrotate's C(copytruncate)) loses no line. The rest of what it held is read
+    from its rotated copy (a plain C(.1) or C(-YYYYMMDD) sibling, used only when it starts with the same bytes and
+    reaches the offset read so far, so another rotated file is never mistaken for it). Then the lines written since
+    are read from offset 0 of the log. A warning says so, and the copy's own entry in RV(files) is not read a second
+    time. Without a matching copy, the warning says after which offset lines may be missing.
 seealso:
   - name: nginx error log messages of ngx_http_upstream
     description: Where the nginx messages come from.
@@ -170,7 +175,10 @@ suspects:
   elements: dict
   sample: [{"type": "plugin", "slug": "heavy-analytics", "count": 7, "sources": {"slowlog": 7}}]
 files:
-  description: Each file considered, with size, inode, bytes read, whether rotated or compressed, and its warnings.
+  description:
+    - Each file considered, with size, inode, bytes read, whether rotated or compressed, and its warnings.
+    - C(truncated_at) and C(rest_from) appear only for a log truncated while it was read (copytruncate), with the
+      offset where it was found truncated and the rotated copy the rest was read from (null when none matched).
   returned: always
   type: list
   elements: dict

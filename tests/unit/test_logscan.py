@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import time
 import tracemalloc
 from pathlib import Path
@@ -325,22 +326,222 @@ def test_multi_member_gzip(tmp_path):
     assert not res["warnings"]
 
 
-def test_copytruncate_while_reading_is_reported(tmp_path, monkeypatch):
-    log = write_log(tmp_path / "error.log", time.time(), 100, every=1)
-    real_fstat = os.fstat
+# ---- copytruncate under the scan ------------------------------------------------------------------
 
-    class Grown:  # the size seen when the file was opened, before logrotate truncated it
-        def __init__(self, st):
-            self._st = st
-            self.st_size = st.st_size * 3
+class ReadHook:
+    """The log's own file object, calling ``hook(call, index)`` before each ``read`` (the head, bisect probes)
+    or ``readinto`` (a chunk of the main loop): a test rotates the log at an exact point of the scan."""
 
-        def __getattr__(self, name):
-            return getattr(self._st, name)
+    def __init__(self, fh, hook):
+        self._fh, self._hook, self._calls = fh, hook, {"read": 0, "readinto": 0}
 
-    monkeypatch.setattr(ls.os, "fstat", lambda fd: Grown(real_fstat(fd)))
-    res = scan([log], since_epoch=None)
-    assert res["signatures"]["upstream_timeout"]["count"] == 100
-    assert "shrank while it was read" in " ".join(res["warnings"])
+    def _before(self, call):
+        self._hook(call, self._calls[call])
+        self._calls[call] += 1
+
+    def read(self, *args):
+        self._before("read")
+        return self._fh.read(*args)
+
+    def readinto(self, view):
+        self._before("readinto")
+        return self._fh.readinto(view)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+
+@pytest.fixture
+def hook_reads(monkeypatch):
+    """hook_reads(log, hook): every file object the scanner opens on log's inode goes through ReadHook."""
+
+    def arm(log, hook):
+        inode = os.stat(log).st_ino
+        real = os.fdopen
+
+        def fdopen(fd, *args, **kw):
+            fh = real(fd, *args, **kw)
+            return ReadHook(fh, hook) if os.fstat(fd).st_ino == inode else fh
+
+        monkeypatch.setattr(ls.os, "fdopen", fdopen)
+
+    return arm
+
+
+def copytruncate(log, new=b"", copy=None):
+    """What logrotate does with copytruncate (and delaycompress): error.log.1 -> error.log.2, the log copied to
+    error.log.1, the log truncated to 0; then the server appends `new` at offset 0 (O_APPEND).
+    `copy` replaces the copy's content: a sibling that is not the log's copy."""
+    log = Path(log)
+    one, two = log.with_name(log.name + ".1"), log.with_name(log.name + ".2")
+    if one.exists():
+        one.rename(two)
+    if copy is None:
+        shutil.copyfile(log, one)
+    else:
+        one.write_bytes(copy)
+    os.truncate(log, 0)
+    with open(log, "ab") as fh:
+        fh.write(new)
+
+
+def at(call, index, action):
+    """A hook that runs action once, just before the index-th call of that kind."""
+    def hook(name, i):
+        if (name, i) == (call, index):
+            action()
+    return hook
+
+
+def new_lines(now, count=30):
+    return "".join(nginx_line(now + 1 + i, req="/after-rotation") for i in range(count)).encode()
+
+
+def reference(tmp_path, content, **kw):
+    """The scan of a file holding content, never rotated: what a rotation under the scan must not change."""
+    ref = tmp_path / "ref" / "error.log"
+    ref.parent.mkdir()
+    ref.write_bytes(content)
+    return scan([ref], rotated=False, **kw)
+
+
+def same_findings(res, ref):
+    assert res["signatures"] == ref["signatures"]
+    for key in ("total", "by_upstream", "top_requests"):
+        assert res[key] == ref[key], key
+
+
+HEAD = 65536  # read when a file is opened; the main loop goes on after it
+
+
+@pytest.mark.parametrize("chunk", [0, 5], ids=["before-the-first-chunk", "between-chunks"])
+def test_copytruncate_while_reading_reads_the_rest_from_the_copy(tmp_path, hook_reads, chunk):
+    now = float(int(time.time()))
+    log = write_log(tmp_path / "error.log", now - 3000, 3000, every=7)
+    old = log.read_bytes()
+    (tmp_path / "error.log.1").write_text(nginx_line(now - 90000) * 4)  # yesterday's rotation
+    os.utime(tmp_path / "error.log.1", (now - 86400, now - 86400))
+    new = new_lines(now)
+    hook_reads(log, at("readinto", chunk, lambda: copytruncate(log, new)))
+
+    res = scan([log], since_epoch=None, now=now, chunk_size=4096)
+
+    same_findings(res, reference(tmp_path, old + new, since_epoch=None, now=now, chunk_size=4096))
+    assert res["signatures"]["upstream_timeout"]["count"] == 429 + 30
+    entry, copy_entry = res["files"]
+    assert entry["truncated_at"] == HEAD + chunk * 4096
+    assert entry["rest_from"] == str(tmp_path / "error.log.1")
+    assert entry["lines_scanned"] == 3030
+    assert res["warnings"] == [f"{log} was truncated while it was read (copytruncate): the rest came from {log}.1; "
+                               f"the {len(new)} bytes written to it since were read from its offset 0"]
+    assert entry["warnings"] == res["warnings"]
+    # the copy, listed as the sibling error.log.1 before the rotation, is not read a second time
+    assert copy_entry["path"] == str(tmp_path / "error.log.1") and copy_entry["bytes_read"] == 0
+    assert copy_entry["warnings"] == [f"already read as the rest of {log}, truncated while it was read "
+                                      "(copytruncate): skipped"]
+
+
+def test_a_copy_that_ends_inside_a_line_does_not_merge_it_with_the_new_lines(tmp_path, hook_reads):
+    now = float(int(time.time()))
+    log = tmp_path / "error.log"
+    old = (NOISE.format("2026/11/23 21:40:58") * 600).encode() + nginx_line(now).encode()[:60]  # cut by the copy
+    log.write_bytes(old)
+    new = new_lines(now, 3)
+    hook_reads(log, at("readinto", 2, lambda: copytruncate(log, new)))
+    res = scan([log], since_epoch=None, now=now, chunk_size=4096, rotated=False)
+    same_findings(res, reference(tmp_path, old + b"\n" + new, since_epoch=None, now=now, chunk_size=4096))
+    assert res["signatures"]["upstream_timeout"]["count"] == 3
+    assert res["files"][0]["lines_scanned"] == 600 + 1 + 3
+
+
+def test_copytruncate_of_a_windowed_scan(tmp_path, hook_reads):
+    """Truncated while the window's chunks are read: the rest comes from the copy at the same offsets."""
+    now = float(int(time.time()))
+    log = write_log(tmp_path / "error.log", now - 20000, 20000, every=50)  # ~3.8 MB over 5.5 hours
+    old, new = log.read_bytes(), new_lines(now)
+    hook_reads(log, at("readinto", 3, lambda: copytruncate(log, new)))
+    res = scan([log], since_epoch=now - 3600, now=now, chunk_size=4096, rotated=False)
+    same_findings(res, reference(tmp_path, old + new, since_epoch=now - 3600, now=now, chunk_size=4096))
+    assert res["signatures"]["upstream_timeout"]["count"] == 72 + 30
+    entry = res["files"][0]
+    assert entry["start_offset"] > len(old) * 0.7
+    assert entry["truncated_at"] == entry["start_offset"] + 3 * 4096
+    assert entry["rest_from"] == str(tmp_path / "error.log.1")
+    assert entry["bytes_read"] < len(old) / 4  # the rest of the window only, not the whole copy
+    assert "the rest came from" in res["warnings"][0]
+
+
+def test_copytruncate_while_bisecting_looks_for_the_window_in_the_copy(tmp_path, hook_reads):
+    now = float(int(time.time()))
+    log = write_log(tmp_path / "error.log", now - 20000, 20000, every=50)
+    old, new = log.read_bytes(), new_lines(now)
+    hook_reads(log, at("read", 3, lambda: copytruncate(log, new)))  # the head, two probes, then the rotation
+    res = scan([log], since_epoch=now - 3600, now=now, chunk_size=4096, rotated=False)
+    same_findings(res, reference(tmp_path, old + new, since_epoch=now - 3600, now=now, chunk_size=4096))
+    entry = res["files"][0]
+    assert entry["truncated_at"] == 0  # nothing of the window had been read
+    assert entry["rest_from"] == str(tmp_path / "error.log.1")
+    assert entry["start_offset"] > len(old) * 0.7
+    assert entry["bytes_read"] < len(old) / 4
+
+
+def test_a_copy_shorter_than_the_file_was_says_where_it_ends(tmp_path, hook_reads):
+    """logrotate copied the log, the server wrote more, then logrotate truncated: those lines are in neither file."""
+    now = float(int(time.time()))
+    log = write_log(tmp_path / "error.log", now - 3000, 3000, every=7)
+    old = log.read_bytes()
+    end = old.index(b"\n", len(old) - 5000) + 1
+    hook_reads(log, at("readinto", 5, lambda: copytruncate(log, copy=old[:end])))
+    res = scan([log], since_epoch=None, now=now, chunk_size=4096, rotated=False)
+    same_findings(res, reference(tmp_path, old[:end], since_epoch=None, now=now, chunk_size=4096))
+    assert res["warnings"] == [f"{log} was truncated while it was read (copytruncate): the rest came from {log}.1 "
+                               f"(it ends at offset {end}, before the {len(old)} bytes the file had when opened: "
+                               f"lines after offset {end} may be missing)"]
+
+
+def test_a_rotated_file_with_other_content_is_not_used(tmp_path, hook_reads):
+    now = float(int(time.time()))
+    log = write_log(tmp_path / "error.log", now - 3000, 3000, every=7)
+    old = log.read_bytes()
+    other = write_log(tmp_path / "other.log", now - 90000, 4000, every=1).read_bytes()  # larger, all signatures
+    hook_reads(log, at("readinto", 5, lambda: copytruncate(log, copy=other)))
+    res = scan([log], since_epoch=None, now=now, chunk_size=4096, rotated=False)
+    cut = HEAD + 5 * 4096
+    entry = res["files"][0]
+    assert (entry["truncated_at"], entry["rest_from"]) == (cut, None)
+    # what was read before the truncation, as before, and nothing from the other file
+    same_findings(res, reference(tmp_path, old[:cut], since_epoch=None, now=now, chunk_size=4096))
+    assert res["signatures"]["upstream_timeout"]["count"] < 429
+    assert res["warnings"] == [f"{log} was truncated while it was read (copytruncate?) and no rotated copy matches "
+                               f"what was read: lines after offset {cut} may be missing"]
+
+
+def test_truncated_before_its_first_byte_was_read_reads_the_new_lines_and_says_what_may_be_missing(tmp_path, hook_reads):
+    """Nothing of the old content was read, so nothing can tell its copy from another rotated file."""
+    now = float(int(time.time()))
+    log = write_log(tmp_path / "error.log", now - 3000, 3000, every=7)
+    new = new_lines(now, 5)
+    hook_reads(log, at("read", 0, lambda: copytruncate(log, new)))
+    res = scan([log], since_epoch=None, now=now, chunk_size=4096, rotated=False)
+    same_findings(res, reference(tmp_path, new, since_epoch=None, now=now, chunk_size=4096))
+    assert res["files"][0]["truncated_at"] == 0
+    assert res["warnings"] == [f"{log} was truncated while it was read (copytruncate?) and no rotated copy matches "
+                               f"what was read: lines after offset 0 may be missing; the {len(new)} bytes written "
+                               "to it since were read from its offset 0"]
+
+
+def test_no_truncation_no_extra_entries(tmp_path):
+    log = write_log(tmp_path / "error.log", time.time() - 3000, 3000, every=7)
+    shutil.copyfile(log, tmp_path / "error.log.1")  # a sibling with the same bytes is just a sibling
+    res = scan([log], since_epoch=None, chunk_size=4096)
+    assert "truncated_at" not in res["files"][0] and not res["warnings"]
+    assert res["signatures"]["upstream_timeout"]["count"] == 2 * 429
 
 
 def test_invalid_utf8_long_lines_and_no_final_newline(tmp_path):

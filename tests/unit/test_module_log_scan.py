@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 
 import pytest
@@ -45,3 +47,40 @@ def test_bad_options_fail_with_an_actionable_message(tmp_path, run_module, args,
     out = run_module(mod, path=[str(log)], **args)
     assert out["_rc"] == 1
     assert message in out["msg"]
+
+
+def test_copytruncate_during_the_scan_is_a_warning_and_loses_no_line(tmp_path, run_module, monkeypatch):
+    log = tmp_path / "error.log"
+    log.write_text(line("upstream timed out (110: Connection timed out) while reading response header from upstream") * 800)
+    inode, real_fdopen = log.stat().st_ino, os.fdopen
+
+    class Rotating:  # logrotate copies and truncates the log after its head was read, before its first chunk
+        def __init__(self, fh):
+            self._fh = fh
+
+        def readinto(self, view):
+            if not (tmp_path / "error.log.1").exists():
+                shutil.copyfile(log, tmp_path / "error.log.1")
+                os.truncate(log, 0)
+            return self._fh.readinto(view)
+
+        def __getattr__(self, name):
+            return getattr(self._fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._fh.close()
+
+    def fdopen(fd, *args, **kw):
+        fh = real_fdopen(fd, *args, **kw)
+        return Rotating(fh) if os.fstat(fd).st_ino == inode else fh
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    out = run_module(mod, path=[str(log)], since="15m", low_priority=False)
+    assert out["_rc"] == 0
+    assert out["signatures"]["upstream_timeout"]["count"] == 800
+    entry = out["files"][0]
+    assert (entry["truncated_at"], entry["rest_from"]) == (65536, str(tmp_path / "error.log.1"))
+    assert f"{log} was truncated while it was read (copytruncate): the rest came from {log}.1" in json.dumps(out["warnings"])
