@@ -6,6 +6,11 @@ collection-style imports of module_utils, so this copies plugins/ into a tempora
 (wp502.wp502), rewrites the imports, and runs the test there. ansible-test bootstraps pip in its
 own virtualenv from a script it downloads; where that download cannot be reached, a stand-in that
 uses the standard library's ensurepip is put where ansible-test looks for its cached copy.
+
+The ansible-core tested is the one of the interpreter running this script (.venv's, 2.19, by
+default). For another, run the script with that interpreter, or name its ansible-test:
+
+    WP502_ANSIBLE_TEST=/tmp/venv221/bin/ansible-test .venv/bin/python tests/sanity/validate_modules.py
 """
 
 from __future__ import annotations
@@ -83,7 +88,22 @@ def build_collection(tmp: Path) -> Path:
     return coll
 
 
+def use_ansible_test(ansible_test: str) -> None:
+    """Run again under the interpreter beside ``ansible_test`` (its venv's python), unless this is it."""
+    bin_dir = Path(ansible_test).absolute().parent
+    python = bin_dir / "python"
+    if not (bin_dir / "ansible-test").is_file() or not python.exists():
+        raise SystemExit(f"WP502_ANSIBLE_TEST={ansible_test}: no ansible-test with a python beside it")
+    if bin_dir != BIN:
+        raise SystemExit(subprocess.run([str(python), str(Path(__file__).resolve()), *sys.argv[1:]], check=False).returncode)
+
+
 def main() -> int:
+    if os.environ.get("WP502_ANSIBLE_TEST"):
+        use_ansible_test(os.environ["WP502_ANSIBLE_TEST"])
+    from ansible.release import __version__
+
+    print(f"validate-modules with ansible-core {__version__} on Python {sys.version.split()[0]} ({BIN})")
     ensure_get_pip()
     with tempfile.TemporaryDirectory(prefix="wp502-sanity-") as tmp:
         coll = build_collection(Path(tmp))
