@@ -9,10 +9,11 @@ byte it was not asked to change stays as it was: comments, indentation, blank li
 line endings, a missing final newline, a leading byte order mark (U+FEFF, skipped while reading).
 Running a function twice changes nothing the second time.
 
-- :func:`set_fpm_pool` sets directives in one ``[pool]`` section of an FPM ini file.
+- :func:`set_fpm_pool` sets directives in one ``[pool]`` section of an FPM ini file, read with
+  ``wp502_ini.scan``, the lexer ``wp502_fpm`` reads pools with.
 - :func:`set_nginx_directives` sets directives next to ``fastcgi_pass`` in every nginx block
-  that proxies to FPM, with a tokenizer that follows nginx's own (quotes, ``#`` comments, ``\\``
-  escapes, ``${var}``).
+  that proxies to FPM, read by ``wp502_nginxconf`` (nginx's own tokenizer: quotes, ``#`` comments,
+  ``\\`` escapes, ``${var}``), the parser ``wp502_frontend`` reads ``nginx -T`` with.
 - :func:`set_apache_directives` sets directives at the top level of every ``<VirtualHost>``
   (or of the file when it has none), reading ``\\`` continuation lines as one line.
 - :func:`strip_bom`, :func:`unified_diff` and :func:`ansible_diff` are the small helpers around
@@ -26,6 +27,11 @@ from __future__ import absolute_import, division, print_function
 
 import difflib
 import re
+
+from ansible.module_utils.wp502_ini import same_key as same_ini_key
+from ansible.module_utils.wp502_ini import scan as scan_ini
+from ansible.module_utils.wp502_nginxconf import parse as parse_nginx_text
+from ansible.module_utils.wp502_nginxconf import word_value as nginx_word
 
 __metaclass__ = type
 
@@ -104,46 +110,9 @@ def _apply(text, edits):
 
 # --- PHP-FPM ----------------------------------------------------------------------------------
 
-_FPM_SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*(?:[;#].*)?$")
-_FPM_COMMENT = re.compile(r"^\s*[;#]")
-_FPM_DIRECTIVE = re.compile(r"^([ \t]*)([A-Za-z0-9_.\-]+(?:\[[^\]]*\])?)([ \t]*=[ \t]*)(.*)$")
 _FPM_KEY = re.compile(r"^[A-Za-z0-9_.\-]+(?:\[[^\]\s;=\"']+\])?$")
 # Values PHP's ini scanner reads literally without quotes; anything else is written quoted.
 _FPM_PLAIN = re.compile(r"^[A-Za-z0-9_./:,+$%@\-]+(?:[ \t]+[A-Za-z0-9_./:,+$%@\-]+)*$")
-
-
-def _fpm_key(key):
-    """FPM compares directive names case-insensitively (strcasecmp); an array key ([...]) exactly."""
-    base, bracket, rest = key.partition("[")
-    return base.lower() + bracket + rest
-
-
-def _fpm_split_value(rest):
-    """The text after ``=`` -> (value as written, what follows it: spaces and a ``;`` comment)."""
-    quote = None
-    i = 0
-    while i < len(rest):
-        c = rest[i]
-        if quote:
-            if c == "\\" and quote == "\"":
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-        elif c in "\"'":
-            quote = c
-        elif c == ";":
-            break
-        i += 1
-    value = rest[:i].rstrip()
-    return value, rest[len(value):]
-
-
-def _fpm_unquote(value):
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
 
 
 def _fpm_render(key, value):
@@ -165,17 +134,17 @@ def _fpm_write(value, written):
     return "\"" + value + "\""
 
 
-def _fpm_append_after(lines, header, end):
-    """Index of the line new directives go after: the section's last non-blank line.
+def _fpm_append_after(records, header, end):
+    """Index of the record new directives go after: the section's last non-blank line.
 
     Comment lines directly above the next section's header (no blank line between) describe
     that section, so they are not counted as this one's.
     """
     i = end - 1
-    if end < len(lines):
-        while i > header and _FPM_COMMENT.match(lines[i][0]):
+    if end < len(records):
+        while i > header and records[i]["kind"] == "comment":
             i -= 1
-    while i > header and not lines[i][0].strip():
+    while i > header and records[i]["kind"] == "blank":
         i -= 1
     return i
 
@@ -183,74 +152,73 @@ def _fpm_append_after(lines, header, end):
 def set_fpm_pool(text, pool, settings):
     """Set directives in the ``[pool]`` section of a PHP-FPM pool file.
 
-    ``settings`` maps directive -> value (rendered with ``str``), e.g. ``{"pm.max_children": 20}``.
-    Section and directive names are matched case-insensitively, as FPM does (strcasecmp).
-    A directive set in the section (all ``[pool]`` sections, as FPM merges repeated ones) has the
-    value of its last occurrence replaced, keeping the line's spacing, quoting and ``;`` comment.
-    A directive not set there (commented-out lines do not count) is appended after the pool's
+    The file is read by ``wp502_ini.scan``, the lexer the evidence reads pools with, so both agree on
+    every section, name and value (``[www] ; main site`` is the pool www; ``listen = /x.sock ; note``
+    is ``/x.sock``). ``settings`` maps directive -> value (rendered with ``str``), e.g.
+    ``{"pm.max_children": 20}``. Section and directive names are matched case-insensitively, as FPM
+    does (strcasecmp). A directive set in the section (all ``[pool]`` sections, as FPM merges repeated
+    ones) has the value of its last occurrence replaced, keeping the line's spacing, quoting and ``;``
+    comment. A directive not set there (commented-out lines do not count) is appended after the pool's
     last ``[pool]`` section's last non-blank line, the appended block preceded by one
     ``; wp502 emergency run`` comment line. Directives whose value is already equal are left alone.
 
     Returns ``(new_text, changes)``, changes being ``[{"key", "before", "after"}]`` in the order of
-    ``settings`` (``before`` is None for an appended directive). Raises ``ValueError`` when the file
-    has no ``[pool]`` section.
+    ``settings`` (``before`` is None for an appended directive, else the value as FPM reads it).
+    Raises ``ValueError`` when the file has no ``[pool]`` section or a line FPM would refuse
+    (``# text``, a line without ``=``, an unterminated quote): such a file is not edited at a guess.
     """
     bom, text = _split_bom(text)
     items = [(str(key), _fpm_render(key, value)) for key, value in _items(settings)]
-    lines = [list(_body_eol(line)) for line in _split_lines(text)]
-    headers = []
-    for i, (body, _eol) in enumerate(lines):
-        m = _FPM_SECTION.match(body)
-        if m:
-            headers.append((i, m.group(1).strip()))
+    records = scan_ini(text)
+    for record in records:
+        if record["kind"] == "error":
+            raise ValueError("php-fpm: line %d: %s" % (record["line"], record["error"]))
+    headers = [(i, r["name"]) for i, r in enumerate(records) if r["kind"] == "section"]
     sections = []
     for n, (i, name) in enumerate(headers):
-        if name.lower() == pool.lower():
-            sections.append((i, headers[n + 1][0] if n + 1 < len(headers) else len(lines)))
+        if same_ini_key(name, pool):
+            sections.append((i, headers[n + 1][0] if n + 1 < len(headers) else len(records)))
     if not sections:
         raise ValueError("php-fpm: no [%s] section in the pool configuration" % pool)
 
-    last = {}
+    last = []
     indent = ""
     for header, end in sections:
         for i in range(header + 1, end):
-            if _FPM_COMMENT.match(lines[i][0]):
-                continue
-            m = _FPM_DIRECTIVE.match(lines[i][0])
-            if m:
-                last[_fpm_key(m.group(2))] = i
-                indent = m.group(1)
+            if records[i]["kind"] == "directive":
+                last.append(records[i])
+                indent = records[i]["indent"]
 
+    edits = []
     changes = []
     appended = []
     for key, value in items:
-        i = last.get(_fpm_key(key))
-        if i is None:
+        record = next((r for r in reversed(last) if same_ini_key(r["key"], key)), None)
+        if record is None:
             appended.append("%s%s = %s" % (indent, key, _fpm_write(value, "")))
             changes.append({"key": key, "before": None, "after": value})
             continue
-        m = _FPM_DIRECTIVE.match(lines[i][0])
-        written, trailing = _fpm_split_value(m.group(4))
-        before = _fpm_unquote(written)
-        if before == value:
+        before = record["value"]
+        if value in (before, record["written"]):
             continue
-        separator = m.group(3)
-        if not written and not separator.endswith((" ", "\t")):
-            separator += " "
-        lines[i][0] = m.group(1) + m.group(2) + separator + _fpm_write(value, written) + trailing
+        new = _fpm_write(value, record["written"])
+        if not record["written"] and text[record["value_start"] - 1:record["value_start"]] not in (" ", "\t"):
+            new = " " + new
+        edits.append((record["value_start"], record["value_end"], new))
         changes.append({"key": key, "before": before, "after": value})
 
     if appended:
         header, end = sections[-1]
-        at = _fpm_append_after(lines, header, end)
+        at = records[_fpm_append_after(records, header, end)]
         eol = _dominant_eol(text)
-        block = [[line, eol] for line in [indent + FPM_MARKER, *appended]]
-        if not lines[at][1]:
+        block = [indent + FPM_MARKER, *appended]
+        if at["eol"]:
+            pos = at["end"] + len(at["eol"])
+            edits.append((pos, pos, "".join(line + eol for line in block)))
+        else:
             # The section ends the file without a final newline: keep it that way.
-            lines[at][1] = eol
-            block[-1][1] = ""
-        lines[at + 1:at + 1] = block
-    return bom + "".join(body + eol for body, eol in lines), changes
+            edits.append((at["end"], at["end"], "".join(eol + line for line in block)))
+    return bom + _apply(text, edits), changes
 
 
 # --- nginx ------------------------------------------------------------------------------------
@@ -259,119 +227,12 @@ _NGINX_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NGINX_UNSAFE = set(";{}#\"'\\")
 
 
-def _nginx_tokens(text):
-    """nginx's lexer (ngx_conf_read_token): [(kind, start, end, line)], kind "word", ";", "{" or "}".
-
-    Words are separated by spaces, tabs and line breaks and end at ``;`` or ``{``; a ``}`` ends a
-    block only where a word could start. ``#`` starts a comment only where a word could start (so
-    ``a#b`` is one word). Quoted words run to the matching quote, ``\\`` escaping the next character
-    (also outside quotes); ``${`` inside a word does not open a block. Comments are dropped.
-    """
-    tokens = []
-    n = len(text)
-    i = 0
-    line = 1
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            line += 1
-            i += 1
-            continue
-        if c in " \t\r":
-            i += 1
-            continue
-        if c == "#":
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if c in ";{}":
-            tokens.append((c, i, i + 1, line))
-            i += 1
-            continue
-        start, start_line = i, line
-        if c in "\"'":
-            i += 1
-            while i < n and text[i] != c:
-                if text[i] == "\\":
-                    i += 1
-                if i < n and text[i] == "\n":
-                    line += 1
-                i += 1
-            if i >= n:
-                raise ValueError("nginx: unterminated quoted string starting on line %d" % start_line)
-            i += 1
-            if i < n and text[i] not in " \t\r\n;{)":
-                raise ValueError("nginx: unexpected %r after a quoted string on line %d" % (text[i], line))
-        else:
-            variable = False
-            while i < n:
-                c = text[i]
-                if c == "{" and variable:
-                    i += 1
-                    continue
-                variable = False
-                if c == "\\":
-                    if i + 1 < n and text[i + 1] == "\n":
-                        line += 1
-                    i += 2
-                    continue
-                if c == "$":
-                    variable = True
-                    i += 1
-                    continue
-                if c in " \t\r\n;{":
-                    break
-                i += 1
-            i = min(i, n)
-        tokens.append(("word", start, i, start_line))
-    return tokens
-
-
-def _nginx_parse(text):
-    """Statements as nested lists of dicts: name, line, words (tokens), term (token), block (list or None)."""
-    root = []
-    stack = [root]
-    words = []
-    for token in _nginx_tokens(text):
-        kind = token[0]
-        if kind == "word":
-            words.append(token)
-            continue
-        if kind == "}":
-            if words:
-                raise ValueError("nginx: unexpected \"}\" on line %d, expecting \";\"" % token[3])
-            if len(stack) == 1:
-                raise ValueError("nginx: unexpected \"}\" on line %d" % token[3])
-            stack.pop()
-            continue
-        if not words:
-            raise ValueError("nginx: unexpected %r on line %d" % (kind, token[3]))
-        name = words[0]
-        stmt = {"name": text[name[1]:name[2]], "line": name[3], "words": words, "term": token,
-                "block": [] if kind == "{" else None}
-        stack[-1].append(stmt)
-        if kind == "{":
-            stack.append(stmt["block"])
-        words = []
-    if words:
-        raise ValueError("nginx: unexpected end of file, expecting \";\" after line %d" % words[-1][3])
-    if len(stack) > 1:
-        raise ValueError("nginx: unexpected end of file, expecting \"}\"")
-    return root
-
-
 def _nginx_blocks(block):
     """The top level and every block, in file order."""
     yield block
     for stmt in block:
         if stmt["block"] is not None:
             yield from _nginx_blocks(stmt["block"])
-
-
-def _nginx_unquote(word):
-    if len(word) >= 2 and word[0] == word[-1] and word[0] in "\"'":
-        return re.sub(r"\\(.)", r"\1", word[1:-1])
-    return word
 
 
 def _nginx_render(key, value):
@@ -425,7 +286,7 @@ def set_nginx_directives(text, settings, match="fastcgi_pass"):
     """
     bom, text = _split_bom(text)
     items = [(str(key), _nginx_render(key, value)) for key, value in _items(settings)]
-    root = _nginx_parse(text)
+    root = parse_nginx_text(text)
     edits = []
     changes = []
     for block in _nginx_blocks(root):
@@ -443,7 +304,7 @@ def set_nginx_directives(text, settings, match="fastcgi_pass"):
             stmt = found[-1]
             args = stmt["words"][1:]
             written = [text[a[1]:a[2]] for a in args]
-            if [_nginx_unquote(w) for w in written] == value.split():
+            if [nginx_word(w) for w in written] == value.split():
                 continue
             if args:
                 edits.append((args[0][1], args[-1][2], value))

@@ -3,9 +3,12 @@
 # MIT License (see LICENSE)
 """PHP-FPM configuration and sizing, as pure functions (standard library only; runs on targets).
 
-- :func:`parse_fpm_config` reads a main ``php-fpm.conf`` the way FPM does: ``include=`` globs
-  (relative to the prefix), ``[pool]`` sections, ``$pool`` substitution, ``;`` comments, quoted
-  values, the last value of a repeated directive winning.
+- :func:`parse_fpm_config` reads a main ``php-fpm.conf`` the way FPM does, with the lexer the editor
+  uses too (``wp502_ini.scan``): ``include=`` globs (relative to the prefix) read where they stand
+  (an included file continues the section that included it), ``[pool]`` sections (a ``;`` comment
+  may follow them; names compared case-insensitively, the first spelling kept), ``$pool``
+  substitution, ``;`` comments, quoted values, the last value of a repeated directive winning, and
+  the lines FPM would refuse reported as errors.
 - :func:`pool_settings` gives one pool's effective settings with FPM's defaults filled in.
 - :func:`recommend_pool` sizes ``pm.max_children`` from RAM and the p95 worker RSS, and derives
   spare-server settings that FPM accepts (min_spare <= start <= max_spare <= max_children).
@@ -18,10 +21,9 @@ import math
 import os
 import re
 
-__metaclass__ = type
+from ansible.module_utils.wp502_ini import scan
 
-_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-_DIRECTIVE = re.compile(r"^\s*([A-Za-z0-9_.\[\]\-]+)\s*=\s*(.*?)\s*$")
+__metaclass__ = type
 
 # FPM's defaults for the settings wp502 reads (php-fpm.conf(5) and fpm_conf.c).
 POOL_DEFAULTS = {
@@ -42,13 +44,9 @@ DURATION_KEYS = ("request_terminate_timeout", "request_slowlog_timeout", "pm.pro
 
 
 def _unquote(value):
-    """A quoted value runs to its closing quote; an unquoted one ends at a ; comment."""
-    value = value.strip()
-    if value[:1] in ("\"", "'"):
-        end = value.find(value[0], 1)
-        if end > 0:
-            return value[1:end]
-    return value.split(";", 1)[0].strip()
+    """A value as FPM reads it (quotes, escapes, a ``;`` comment after it), from the text after ``=``."""
+    record = scan("x = %s" % value)[0]
+    return record["value"] if record["kind"] == "directive" else value.strip()
 
 
 def parse_duration(value):
@@ -63,38 +61,46 @@ def parse_duration(value):
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
-def parse_fpm_text(text, source="<text>"):
-    """Parse one FPM ini file: ordered (section, key, value, source, line) tuples and include patterns."""
+def parse_fpm_text(text, source="<text>", section="global", errors=None):
+    """Parse one FPM ini file: ordered (section, key, value, source, line) tuples.
+
+    ``section`` is where the file starts (an included file continues its includer's section); lines
+    FPM would refuse are left out and, when ``errors`` is a list, reported in it as ``source:line: why``.
+    """
     entries = []
-    section = "global"
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith(";") or line.startswith("#"):
-            continue
-        m = _SECTION.match(line)
-        if m:
-            section = m.group(1).strip()
-            continue
-        m = _DIRECTIVE.match(line)
-        if m:
-            entries.append((section, m.group(1), _unquote(m.group(2)), source, lineno))
+    for record in scan(text, section):
+        if record["kind"] == "directive":
+            entries.append((record["section"], record["key"], record["value"], source, record["line"]))
+        elif record["kind"] == "error" and errors is not None:
+            errors.append("%s:%d: %s" % (source, record["line"], record["error"]))
     return entries
 
 
 def parse_fpm_config(main_path, read=None, expand=None, prefix=None, max_files=200):
-    """Parse the main FPM config and everything it includes.
+    """Parse the main FPM config and everything it includes, in FPM's order.
 
     ``read(path) -> str`` and ``expand(pattern) -> [paths]`` can be given for tests; by default
     the filesystem is read. Returns ``{"global": {...}, "pools": {name: {...}}, "files": [...],
-    "errors": [...]}`` where each pool maps directive -> value and keeps ``__source__``.
+    "errors": [...]}`` where each pool maps directive -> value and keeps ``__source__`` (the file of
+    its first section). FPM's state carries across files: the section an included file ends in is
+    the section the including file goes on with.
     """
     read = read or _read_file
     expand = expand or (lambda pattern: sorted(glob.glob(pattern)))
     prefix = prefix or os.path.dirname(os.path.dirname(main_path)) or "/"
     result = {"global": {}, "pools": {}, "files": [], "errors": []}
     seen = set()
+    names = {}  # lower-case pool name -> the spelling of its first section (FPM: strcasecmp)
+    state = {"section": "global"}
 
-    def load(path, section_hint):
+    def enter(name, source):
+        if name.lower() == "global":
+            state["section"] = "global"
+            return
+        state["section"] = names.setdefault(name.lower(), name)
+        result["pools"].setdefault(state["section"], {"__source__": source})
+
+    def load(path):
         if path in seen or len(seen) >= max_files:
             return
         seen.add(path)
@@ -104,25 +110,28 @@ def parse_fpm_config(main_path, read=None, expand=None, prefix=None, max_files=2
             result["errors"].append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
             return
         result["files"].append(path)
-        section = section_hint
-        for sec, key, value, source, lineno in parse_fpm_text(text, path):
-            if sec != "global" or section == "global":
-                section = sec
-            if key == "include":
-                pattern = value if os.path.isabs(value) else os.path.join(prefix, value)
-                matches = expand(pattern)
-                if not matches:
-                    result["errors"].append("%s:%d: include=%s matches no file" % (source, lineno, value))
-                for included in matches:
-                    load(included, "global")
-                continue
-            if section == "global":
-                result["global"][key] = value
-            else:
-                pool = result["pools"].setdefault(section, {"__source__": source})
-                pool[key] = value.replace("$pool", section)
+        for record in scan(text):
+            kind = record["kind"]
+            if kind == "section":
+                enter(record["name"], path)
+            elif kind == "error":
+                result["errors"].append("%s:%d: %s" % (path, record["line"], record["error"]))
+            elif kind == "directive":
+                key, value = record["key"], record["value"]
+                if key == "include":  # FPM: strcmp, so only lower-case include includes
+                    pattern = value if os.path.isabs(value) else os.path.join(prefix, value)
+                    matches = [m for m in expand(pattern) if not m.endswith("/")]
+                    if not matches:
+                        result["errors"].append("%s:%d: include=%s matches no file" % (path, record["line"], value))
+                    for included in matches:
+                        load(included)
+                elif state["section"] == "global":
+                    result["global"][key] = value
+                else:
+                    pool = state["section"]
+                    result["pools"][pool][key] = value.replace("$pool", pool)
 
-    load(main_path, "global")
+    load(main_path)
     return result
 
 

@@ -6,11 +6,17 @@
 What wp502 needs from them: each site's names, document root, logs, the address PHP is passed to
 (``fastcgi_pass`` / ``SetHandler proxy:...`` / ``ProxyPassMatch ... fcgi://``) and the timeouts
 and buffers that decide between a 502 and a 504.
+
+nginx files are read by ``wp502_nginxconf``, the parser ``wp502_edit`` changes them with, so the
+evidence and the front-end rung agree about every block and value (``${document_root}`` is a word,
+``if (...) { }`` a block, ``\\.php$`` kept as nginx keeps it).
 """
 
 from __future__ import absolute_import, division, print_function
 
 import re
+
+from ansible.module_utils.wp502_nginxconf import tree as nginx_tree
 
 __metaclass__ = type
 
@@ -26,58 +32,6 @@ def nginx_time(value, default=None):
     if not m:
         return default
     return int(m.group(1)) * {None: 1, "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
-def _tokens(text):
-    """nginx config tokens: words (quotes removed), ``{``, ``}``, ``;``; comments dropped."""
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c.isspace():
-            i += 1
-        elif c == "#":
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-        elif c in "{};":
-            yield c
-            i += 1
-        elif c in "\"'":
-            j = i + 1
-            buf = []
-            while j < n and text[j] != c:
-                if text[j] == "\\" and j + 1 < n:
-                    buf.append(text[j + 1])
-                    j += 2
-                    continue
-                buf.append(text[j])
-                j += 1
-            yield "".join(buf)
-            i = j + 1
-        else:
-            j = i
-            while j < n and not text[j].isspace() and text[j] not in "{};" and not (text[j] == "#" and j == i):
-                j += 1
-            yield text[i:j]
-            i = j
-
-
-def _parse_block(tokens):
-    """[(name, args, children or None)] until the closing brace."""
-    items = []
-    words = []
-    for tok in tokens:
-        if tok == ";":
-            if words:
-                items.append((words[0], words[1:], None))
-            words = []
-        elif tok == "{":
-            items.append((words[0] if words else "", words[1:], _parse_block(tokens)))
-            words = []
-        elif tok == "}":
-            return items
-        else:
-            words.append(tok)
-    return items
 
 
 def split_nginx_dump(dump):
@@ -114,22 +68,34 @@ def parse_nginx(dump):
         return {"servers": [], "http": {}, "upstreams": {}, "errors": ["no '# configuration file' header: not nginx -T output"]}
     main = next(iter(split_nginx_dump(dump)))[0]
     seen = set()
+    errors = []
+    parsed = {}
+
+    def read(fname):
+        """One file's statements; a file nginx could not read is reported and counts as empty."""
+        if fname not in parsed:
+            try:
+                parsed[fname] = nginx_tree(files[fname])
+            except ValueError as exc:
+                errors.append("%s: %s" % (fname, exc))
+                parsed[fname] = []
+        return parsed[fname]
 
     def expand(items, depth=0):
         out = []
         for name, args, children in items:
             if name == "include" and args and depth < 10:
                 pattern = args[0]
-                for fname, text in files.items():
+                for fname in files:
                     if fname not in seen and _glob_match(pattern, fname):
                         seen.add(fname)
-                        out.extend(expand(_parse_block(iter(_tokens(text))), depth + 1))
+                        out.extend(expand(read(fname), depth + 1))
                 continue
             out.append((name, args, expand(children, depth) if children is not None else None))
         return out
 
     seen.add(main)
-    tree = expand(_parse_block(iter(_tokens(files[main]))))
+    tree = expand(read(main))
     http = next((c for n, _, c in tree if n == "http" and c is not None), [])
     http_settings = dict((n, a) for n, a, c in tree if c is None and n == "error_log")  # main context
     http_settings.update((n, a) for n, a, c in http if c is None and n in INHERITED)
@@ -143,7 +109,24 @@ def parse_nginx(dump):
             continue
         servers.append(_nginx_server(children, http_settings, upstreams))
     return {"servers": servers, "http": dict((k, " ".join(v)) for k, v in http_settings.items()),
-            "upstreams": upstreams, "errors": []}
+            "upstreams": upstreams, "errors": errors}
+
+
+def nginx_fastcgi_files(dump, match="fastcgi_pass"):
+    """The files of an ``nginx -T`` dump in which some block holds ``match``: the files the front-end rung
+    edits (``wp502_edit.set_nginx_directives`` changes exactly those blocks), read by the same parser."""
+    found = []
+
+    def holds(items):
+        return any(name == match or (children is not None and holds(children)) for name, _args, children in items)
+
+    for fname, text in split_nginx_dump(dump):
+        try:
+            if holds(nginx_tree(text)):
+                found.append(fname)
+        except ValueError:
+            continue  # parse_nginx reports it
+    return found
 
 
 def _glob_match(pattern, name):

@@ -143,13 +143,53 @@ def test_fpm_commented_directives_are_left_alone():
     src = """\
 [www]
 ;pm.max_children = 50
-# pm.max_children = 40
   ; pm.max_children = 30
 pm = ondemand
 """
     text, changes = edit.set_fpm_pool(src, "www", {"pm.max_children": 20})
     assert text == src + "; wp502 emergency run\npm.max_children = 20\n"
     assert changes == [{"key": "pm.max_children", "before": None, "after": "20"}]
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    ("# pm.max_children = 40", "'#' does not start a comment"),  # php-fpm 8.2: unknown entry '# pm.max_children'
+    ("# a note", "'#' does not start a comment"),  # php-fpm 8.2: value is NULL
+    ("pm.max_children", "pm.max_children has no '='"),
+    ('listen = "/run/php.sock', "unterminated double quote"),
+    ("php_value[x] = a=b", "'=' inside a value"),
+    ("[www] extra", "text after the section header"),
+])
+def test_fpm_lines_php_fpm_refuses_are_not_edited_at_a_guess(line, why):
+    with pytest.raises(ValueError, match="line 2: " + why):
+        edit.set_fpm_pool(f"[www]\n{line}\npm = dynamic\n", "www", {"pm.max_children": 20})
+
+
+def test_fpm_section_header_with_a_comment_is_the_pool():
+    # The old section pattern wanted nothing after "]" but a comment of its own kind: "[www] ; main site" was no
+    # section at all, so the pool vanished ("no [www] section").
+    src = "[www] ; main site\nlisten = /run/php/php8.2-fpm.sock ; the socket nginx uses\npm.max_children = 5 ; small\n"
+    text, changes = edit.set_fpm_pool(src, "www", {"pm.max_children": 20, "listen": "/run/php/php8.2-fpm.sock"})
+    assert text == src.replace("= 5 ;", "= 20 ;")
+    assert changes == [{"key": "pm.max_children", "before": "5", "after": "20"}]
+
+
+def test_fpm_values_as_php_reads_them():
+    src = ('[www]\nlisten = [::]:9000\nenv[GREETING] = "a"  "b" ; two strings\naccess.format = "%R \\"%r\\""\n'
+           "catch_workers_output = yes\n")
+    # "[::]:9000" is one word, not a section; adjacent strings join; \" is a quote; yes is on
+    assert edit.set_fpm_pool(src, "www", {"listen": "[::]:9000", "env[GREETING]": "ab", "access.format": '%R "%r"'.replace('"', "'"),
+                                          "catch_workers_output": "yes"})[1] == [
+        {"key": "access.format", "before": '%R "%r"', "after": "%R '%r'"}]
+    text, changes = edit.set_fpm_pool(src, "www", {"listen": "127.0.0.1:9000"})
+    assert text == src.replace("[::]:9000", "127.0.0.1:9000") and changes[0]["before"] == "[::]:9000"
+
+
+def test_fpm_crlf_section_comment_and_quoted_value():
+    src = '[www] ; main\r\nlisten = "/run/php/a.sock" ; q\r\npm.max_children = 5\r\n'
+    text, changes = edit.set_fpm_pool(src, "www", {"listen": "/run/php/b.sock", "pm.max_requests": 500})
+    assert text == ('[www] ; main\r\nlisten = "/run/php/b.sock" ; q\r\npm.max_children = 5\r\n'
+                    "; wp502 emergency run\r\npm.max_requests = 500\r\n")
+    assert changes[0] == {"key": "listen", "before": "/run/php/a.sock", "after": "/run/php/b.sock"}
 
 
 SEVERAL = """\

@@ -188,3 +188,59 @@ def test_raise_says_when_ram_allows_nothing_more():
     assert emergency_raise(_pool(), None) == {"settings": {}, "reasons": []}
     static = emergency_raise(_pool(pm="static"), {"pm.max_children": 100})
     assert static["settings"] == {"pm.max_children": 20}
+
+
+# --- reading pool files as php-fpm does (the lexer wp502_edit uses too) ------------------------
+
+ODD_MAIN = "[global]\r\nerror_log = /var/log/php8.2-fpm.log ; the log\r\ninclude=/etc/php/8.2/fpm/pool.d/*.conf\r\n"
+ODD_POOLS = {
+    # a section comment: the old reader lost the whole pool
+    "/etc/php/8.2/fpm/pool.d/a-www.conf": "[www] ; main site\nlisten = /run/php/php8.2-fpm.sock ; nginx uses it\n"
+                                          "pm.max_children = 5\ninclude = /etc/php/8.2/fpm/extra.d/*.inc\n",
+    # included from inside [www]: no header, so it goes on in [www], as FPM's state does
+    "/etc/php/8.2/fpm/extra.d/limits.inc": "pm.max_children = 9 ; raised\nrequest_terminate_timeout = \"30s\"\n",
+    "/etc/php/8.2/fpm/pool.d/b-api.conf": "[api]\nlisten = 9000\n",
+    "/etc/php/8.2/fpm/pool.d/c-v6.conf": "[v6]\r\nlisten = [::]:9000\r\nuser = 'www-data' ; quoted\r\n",
+    "/etc/php/8.2/fpm/pool.d/d-again.conf": "[WWW]\npm = ondemand\n",  # FPM: the same pool (strcasecmp)
+}
+
+
+def test_pool_files_read_as_php_fpm_reads_them():
+    files = dict(ODD_POOLS, **{"/etc/php/8.2/fpm/php-fpm.conf": ODD_MAIN})
+    read = files.__getitem__
+
+    def expand(pattern):
+        head, _, tail = pattern.partition("*")
+        return sorted(p for p in files if p.startswith(head) and p.endswith(tail))
+
+    conf = fpm.parse_fpm_config("/etc/php/8.2/fpm/php-fpm.conf", read=read, expand=expand)
+    assert conf["errors"] == []
+    assert conf["global"] == {"error_log": "/var/log/php8.2-fpm.log"}
+    assert sorted(conf["pools"]) == ["api", "v6", "www"]
+    www = conf["pools"]["www"]
+    assert www["listen"] == "/run/php/php8.2-fpm.sock"
+    assert (www["pm.max_children"], www["request_terminate_timeout"], www["pm"]) == ("9", "30s", "ondemand")
+    assert www["__source__"] == "/etc/php/8.2/fpm/pool.d/a-www.conf"
+    assert conf["pools"]["api"]["listen"] == "9000"
+    assert conf["pools"]["v6"]["listen"] == "[::]:9000" and conf["pools"]["v6"]["user"] == "www-data"
+    assert "/etc/php/8.2/fpm/extra.d/limits.inc" in conf["files"]
+
+
+def test_lines_php_fpm_refuses_are_reported_not_guessed():
+    conf = fpm.parse_fpm_config("/x.conf", read=lambda p: "[www]\n# not a comment for FPM\nlisten = /run/a.sock\n",
+                                expand=lambda p: [])
+    assert conf["pools"]["www"]["listen"] == "/run/a.sock"
+    assert conf["errors"] == ["/x.conf:2: '#' does not start a comment for php-fpm (FPM: value is NULL); use ';'"]
+
+
+@pytest.mark.parametrize(("written", "value"), [
+    ("/run/php.sock ; comment", "/run/php.sock"),
+    ('"/run/php.sock" ; quoted', "/run/php.sock"),
+    ("'/var/log/$pool.log'", "/var/log/$pool.log"),
+    ('"a \\"b\\""', 'a "b"'),
+    ("[::]:9000", "[::]:9000"),
+    ("yes", "1"),
+    ("", ""),
+])
+def test_values(written, value):
+    assert fpm.parse_fpm_text(f"[www]\nkey = {written}\n") == [("www", "key", value, "<text>", 2)]

@@ -111,3 +111,50 @@ def test_apache_proxypassmatch_and_global_timeout():
     assert vh["php_backends"] == ["127.0.0.1:9000"]
     assert vh["effective_proxy_timeout"] == 300.0
     assert vh["access_log"] == "/var/log/httpd/example-access.log"
+
+
+# --- the lexer wp502_edit uses too: nginx's own rules ------------------------------------------
+
+ODD = (
+    "# configuration file /etc/nginx/nginx.conf:\n"
+    "http {\n"
+    "    fastcgi_read_timeout 30s;\n"
+    "    include /etc/nginx/sites-enabled/*;\n"
+    "}\n"
+    "# configuration file /etc/nginx/sites-enabled/wordpress:\n"
+    "server {\r\n"
+    "    server_name blog.example.com;\r\n"
+    "    root /srv/www/${host}_live;\r\n"
+    "    if ($request_method = \"TRACE\") { return 405; }\r\n"
+    "    location ~ \\.php$ {\r\n"
+    "        include snippets/wp502-php.conf;\r\n"
+    "        fastcgi_param SCRIPT_FILENAME ${document_root}$fastcgi_script_name;\r\n"
+    "        fastcgi_read_timeout 120s;\r\n"
+    "    }\r\n"
+    "}\r\n"
+    "# configuration file /etc/nginx/snippets/wp502-php.conf:\n"
+    "fastcgi_pass unix:/run/php/php8.2-fpm.sock; # the pool\n"
+    "fastcgi_buffer_size 32k;\n"
+)
+
+
+def test_variables_in_braces_if_blocks_nested_includes_and_crlf():
+    # The old lexer opened a block at "${": the root read "/srv/www/$" and "_live" became a statement of its own.
+    parsed = fe.parse_nginx(ODD)
+    assert parsed["errors"] == []
+    (server,) = parsed["servers"]
+    assert server["server_names"] == ["blog.example.com"] and server["root"] == "/srv/www/${host}_live"
+    assert server["fastcgi_pass"] == ["unix:/run/php/php8.2-fpm.sock"]  # from the snippet included in the location
+    (php,) = server["php_locations"]
+    assert php["match"] == "~ \\.php$" and php["fastcgi_buffer_size"] == "32k"
+    assert server["fastcgi_read_timeout"] == 120
+
+
+def test_fastcgi_files_are_the_files_the_rung_edits():
+    assert fe.nginx_fastcgi_files(ODD) == ["/etc/nginx/snippets/wp502-php.conf"]
+    assert fe.nginx_fastcgi_files(ODD.replace("fastcgi_pass", "# fastcgi_pass")) == []
+
+
+def test_a_file_nginx_could_not_read_is_an_error_not_a_guess():
+    parsed = fe.parse_nginx("# configuration file /etc/nginx/nginx.conf:\nhttp { server { listen 80; }\n")
+    assert parsed["servers"] == [] and "expecting \"}\"" in parsed["errors"][0]
