@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import subprocess
+import sys
 import time
 
 import pytest
@@ -153,6 +154,11 @@ def test_a_rollback_whose_database_hangs_stops_naming_it(tmp_path, monkeypatch, 
                          where={"encoding": "hex", "config": str(config), "list": "active_plugins"})
     monkeypatch.setattr(wp502_run, "which", lambda *names: str(client))
     monkeypatch.setattr(wp502_run.WordPressDB, "timeout", 1)
+    # (the deadline_runner whose CommandTimeoutError is the one WordPressDB catches: see _host above)
+    timed_out = wp502_run.WordPressDB.__init__.__globals__["CommandTimeoutError"]
+    host = next(m for m in list(sys.modules.values())
+                if getattr(m, "CommandTimeoutError", None) is timed_out and hasattr(m, "deadline_runner"))
+    monkeypatch.setattr(wp502_run, "deadline_runner", host.deadline_runner)
     started = time.monotonic()
     out = run_module(wp502_run, state="rolled_back", state_dir=str(tmp_path / "state"))
     assert time.monotonic() - started < 10
