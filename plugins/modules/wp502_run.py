@@ -66,6 +66,12 @@ options:
   result:
     description: With C(state=unlocked), the run's outcome, kept on the host beside its journal as C(result.json).
     type: dict
+  storm:
+    description:
+      - With C(state=unlocked), whether this run counts for storm control (O(storm_minutes)). A run that changed
+        nothing on the host (no rung acted) passes C(false), so that it does not hold off the next run.
+    type: bool
+    default: true
   owner:
     description:
       - With C(state=locked), where the run comes from, recorded in the lock and named in the refusal another run
@@ -252,6 +258,7 @@ def main():
             force=dict(type="bool", default=False),
             step=dict(type="str"),
             result=dict(type="dict"),
+            storm=dict(type="bool", default=True),
             owner=dict(type="dict", options=dict(
                 controller=dict(type="str"),
                 user=dict(type="str"),
@@ -300,7 +307,7 @@ def main():
     elif p["state"] == "unlocked":
         if not module.check_mode:
             released = journal.release()
-            if released:
+            if released and p["storm"]:
                 data = json.dumps({"run_id": run_id, "at": time.time()}).encode()
                 with open(os.path.join(state_dir, "last_end"), "wb") as fh:
                     fh.write(data)

@@ -119,8 +119,15 @@ def test_a_second_concurrent_run_is_refused(nginx_target, tmp_path):
                           "'{\"run_id\": \"other-run\", \"pid\": 1, \"started\": 9999999999, \"heartbeat\": 9999999999}' "
                           "> /var/lib/wp502/lock")
     r, result = emergency(nginx_target, tmp_path)
-    assert r.status == "failed" and "run other-run holds this host" in result["refused"]
+    out = r.stdout.read()
+    assert r.status == "failed" and failed_hosts(r) == {nginx_target.name}
+    # Which run holds the host, since when, and what to do; never "no rung applies".
+    assert "run other-run holds this host" in result["refused"] and "taken " in result["refused"]
+    assert "wp502_emergency_force=true" in result["refused"] and "rollback-502.yml" in result["refused"]
+    assert result["state"] == "refused" and "no rung" not in result["next_step"]
+    assert f"{nginx_target.name}: refused: run other-run holds this host" in out
     assert nginx_target.host.file("/var/lib/wp502/lock").contains("other-run")  # not released by the refused run
+    assert nginx_target.host.run("ls -A /var/lib/wp502/runs 2>/dev/null").stdout.strip() == ""  # nothing left behind
     assert nginx_target.get("/") == 502
 
 

@@ -24,6 +24,14 @@ def test_lock_refuse_release_and_storm_control(tmp_path, run_module):
     assert calm["_rc"] == 1  # storm control off, but r2 is alive
 
 
+def test_a_run_that_changed_nothing_does_not_arm_storm_control(tmp_path, run_module):
+    state = str(tmp_path)
+    assert run_module(mod, state="locked", run_id="r1", state_dir=state)["_rc"] == 0
+    assert run_module(mod, state="unlocked", run_id="r1", state_dir=state, storm=False)["changed"]
+    assert not (tmp_path / "last_end").exists()
+    assert run_module(mod, state="locked", run_id="r2", state_dir=state)["_rc"] == 0  # not refused as a storm
+
+
 def test_check_mode_writes_nothing(tmp_path, run_module):
     out = run_module(mod, state="locked", run_id="r1", state_dir=str(tmp_path), _ansible_check_mode=True)
     assert out["_rc"] == 0 and out["changed"]
