@@ -258,23 +258,24 @@ def main():
         candidate = write_candidate(real, new.encode("utf-8"))
     except (IOError, OSError) as exc:
         module.fail_json(msg="cannot write a candidate beside %s: %s (nothing changed)" % (real, exc))
+    refused = dict(result, changed=False)  # a refusal changes nothing
     try:
         if p["validate"]:
             rc, output = validate_candidate(module, p["validate"], candidate, real)
             if rc is None:
                 module.fail_json(msg="refusing to change %s: the candidate cannot be validated before it goes live (%s). "
                                      "Run as root (become: true) where unshare(1) may create a mount namespace, or give "
-                                     "a validate command that takes the candidate's path as %%s" % (real, output), **result)
-            result["validation"] = output[-2000:]
+                                     "a validate command that takes the candidate's path as %%s" % (real, output), **refused)
+            result["validation"] = refused["validation"] = output[-2000:]
             if rc != 0:
-                module.fail_json(msg="%s rejected the change to %s; the live file was not touched: %s"
-                                     % (" ".join(p["validate"]), real, output[-500:]), **result)
+                module.fail_json(msg="%s rejected the change to %s; the live file was not touched (byte for byte as it was): %s"
+                                     % (" ".join(p["validate"]), real, output[-500:]), **refused)
         seq = journal.intend_file(p["step"], path)
         try:
             module.atomic_move(candidate, real)
         except Exception as exc:  # noqa: BLE001 - atomic_move raises plain Exception
             journal.rollback(seqs=[seq])
-            module.fail_json(msg="cannot replace %s: %s (left as it was)" % (real, exc), **result)
+            module.fail_json(msg="cannot replace %s: %s (left as it was)" % (real, exc), **refused)
         journal.done(seq)
     finally:
         if os.path.lexists(candidate):

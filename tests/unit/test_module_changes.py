@@ -55,7 +55,7 @@ def test_a_pool_change_the_validator_refuses_never_goes_live(tmp_path, run_modul
     validator.chmod(0o755)
     out = run_module(wp502_config, kind="fpm_pool", path=str(conf), pool="www", settings={"pm.max_spare_servers": 9},
                      validate=[str(validator), "-t", "-y", "%s"], run_id="run1", state_dir=str(tmp_path / "state"))
-    assert out["_rc"] == 1 and "rejected the change" in out["msg"] and "live file was not touched" in out["msg"]
+    assert out["_rc"] == 1 and not out["changed"] and "rejected the change" in out["msg"] and "live file was not touched" in out["msg"]
     assert "must not be greater than pm.max_children" in out["msg"]
     after = conf.stat()
     assert conf.read_bytes() == POOL and (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
