@@ -15,7 +15,8 @@ Running a function twice changes nothing the second time.
   that proxies to FPM, read by ``wp502_nginxconf`` (nginx's own tokenizer: quotes, ``#`` comments,
   ``\\`` escapes, ``${var}``), the parser ``wp502_frontend`` reads ``nginx -T`` with.
 - :func:`set_apache_directives` sets directives at the top level of every ``<VirtualHost>``
-  (or of the file when it has none), reading ``\\`` continuation lines as one line.
+  (or of the file when it has none), reading ``\\`` continuation lines as one line with
+  ``wp502_apacheconf``, the reader ``wp502_frontend.parse_apache`` uses.
 - :func:`strip_bom`, :func:`unified_diff` and :func:`ansible_diff` are the small helpers around
   reading a file and reporting a change (``--diff``).
 
@@ -28,6 +29,7 @@ from __future__ import absolute_import, division, print_function
 import difflib
 import re
 
+from ansible.module_utils.wp502_apacheconf import logical_lines as apache_logical_lines
 from ansible.module_utils.wp502_ini import same_key as same_ini_key
 from ansible.module_utils.wp502_ini import scan as scan_ini
 from ansible.module_utils.wp502_nginxconf import parse as parse_nginx_text
@@ -325,35 +327,6 @@ _AP_DIRECTIVE = re.compile(r"^([ \t]*)([A-Za-z_][\w-]*)(?:([ \t]+)(.*?))?[ \t]*$
 _AP_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 
 
-def _apache_logical(text):
-    """Logical lines: physical lines joined at a ``\\`` before the line break, as httpd reads them.
-
-    Each is a dict: line (1-based, of its first physical line), text (joined, without the
-    backslashes), offsets (the original offset of each character of text), end (offset after its
-    last physical line's body) and eol.
-    """
-    logical = []
-    current = None
-    pos = 0
-    for number, raw in enumerate(_split_lines(text), 1):
-        body, eol = _body_eol(raw)
-        continued = bool(eol) and body.endswith("\\") and not body.endswith("\\\\")
-        piece = body[:-1] if continued else body
-        if current is None:
-            current = {"line": number, "text": "", "offsets": []}
-        current["text"] += piece
-        current["offsets"].extend(range(pos, pos + len(piece)))
-        current["end"] = pos + len(body)
-        current["eol"] = eol
-        if not continued:
-            logical.append(current)
-            current = None
-        pos += len(raw)
-    if current is not None:
-        logical.append(current)
-    return logical
-
-
 def _apache_render(key, value):
     if not _AP_NAME.match(str(key)):
         raise ValueError("apache: invalid directive name %r" % (key,))
@@ -365,7 +338,7 @@ def _apache_scan(text):
     vhosts = []
     top = {}
     stack = []
-    for ll in _apache_logical(text):
+    for ll in apache_logical_lines(text):
         content = ll["text"]
         stripped = content.strip()
         if not stripped or stripped.startswith("#"):

@@ -16,6 +16,8 @@ from __future__ import absolute_import, division, print_function
 
 import re
 
+from ansible.module_utils.wp502_apacheconf import is_comment as apache_comment
+from ansible.module_utils.wp502_apacheconf import logical_lines as apache_logical_lines
 from ansible.module_utils.wp502_nginxconf import tree as nginx_tree
 
 __metaclass__ = type
@@ -188,9 +190,9 @@ def parse_apache(files):
     vhosts = []
     for path, text in files:
         current = None
-        for raw in text.splitlines():
-            line = raw.split("#", 1)[0] if not raw.strip().startswith("#") else ""
-            if not line.strip():
+        for logical in apache_logical_lines(text):
+            line = logical["text"]  # "\\" continuation lines joined, as httpd reads them
+            if apache_comment(line):
                 continue
             m = _AP_VHOST_OPEN.match(line)
             if m:

@@ -74,3 +74,18 @@ def test_nginx_files_the_editor_finds_nothing_in_are_not_listed():
     for fname, text in fe.split_nginx_dump(DUMPS["lab"]):
         changed = edit.set_nginx_directives(text, {"fastcgi_read_timeout": "999s"})[1]
         assert bool(changed) == (fname in fe.nginx_fastcgi_files(DUMPS["lab"])), fname
+
+
+APACHE = [
+    (CONFIG / "apache-wordpress.conf").read_text(),
+    "<VirtualHost *:80>\r\n    ServerName a.example\r\n    ProxyTimeout \\\r\n        90\r\n</VirtualHost>\r\n"
+    "<VirtualHost *:443>\r\n    ServerName b.example\r\n    # ProxyTimeout 5\r\n</VirtualHost>\r\n",
+]
+
+
+@pytest.mark.parametrize("text", APACHE)
+def test_apache_the_rung_edits_the_vhosts_the_evidence_reads(text):
+    vhosts = fe.parse_apache([("site.conf", text)])["vhosts"]
+    _, changes = edit.set_apache_directives(text, {"ProxyTimeout": "999"})
+    assert [c["vhost"] for c in changes] == [vh["address"] for vh in vhosts]
+    assert [c["before"] for c in changes] == [vh["proxy_timeout"] for vh in vhosts]

@@ -158,3 +158,12 @@ def test_fastcgi_files_are_the_files_the_rung_edits():
 def test_a_file_nginx_could_not_read_is_an_error_not_a_guess():
     parsed = fe.parse_nginx("# configuration file /etc/nginx/nginx.conf:\nhttp { server { listen 80; }\n")
     assert parsed["servers"] == [] and "expecting \"}\"" in parsed["errors"][0]
+
+
+def test_apache_continuation_lines_and_crlf_as_httpd_reads_them():
+    # The old reader took each physical line alone: the backend on the continuation line was never seen.
+    conf = ("<VirtualHost *:80>\r\n    ServerName wp.example\r\n    ProxyPassMatch ^/(.*\\.php(/.*)?)$ \\\r\n"
+            "        fcgi://127.0.0.1:9000/var/www/wp/$1\r\n    ProxyTimeout \\\r\n        90\r\n</VirtualHost>\r\n")
+    (vh,) = fe.parse_apache([("wp.conf", conf)])["vhosts"]
+    assert vh["server_names"] == ["wp.example"]
+    assert vh["php_backends"] == ["127.0.0.1:9000"] and vh["effective_proxy_timeout"] == 90.0
