@@ -288,3 +288,19 @@ def test_an_unreachable_host_is_reported_and_the_others_still_healed(nginx_targe
     assert nginx_target.get("/") == 200
     assert r.status == "failed"  # the run says a host could not be reached
     assert failed_hosts(r) == {"ghost"}  # charged to the host that could not be reached, not to another
+
+
+def test_a_service_that_hangs_is_cut_off_reported_and_the_host_released(nginx_target, tmp_path):
+    # PHP-FPM takes 60 s to start (a hung ExecStartPre): the restart rung has 5 s.
+    nginx_target.break_("fpm_down")
+    dropin = "/etc/systemd/system/php8.2-fpm.service.d"
+    nginx_target.host.run(f"mkdir -p {dropin} && printf '[Service]\\nExecStartPre=/bin/sleep 60\\n' > {dropin}/wp502-test-slow.conf"
+                          " && systemctl daemon-reload")
+    started = time.monotonic()
+    r, result = emergency(nginx_target, tmp_path, wp502_emergency_service_timeout=5)
+    assert time.monotonic() - started < 55  # did not wait for the unit
+    assert "Restart PHP-FPM failed" in result["stopped"] and "Timed out" in result["stopped"]
+    assert not result["healed"] and result["state"] == "stopped"
+    assert result["rollback"]  # the host was held: its journal is there to undo
+    assert r.status == "failed" and failed_hosts(r) == {nginx_target.name}
+    assert not nginx_target.host.file("/var/lib/wp502/lock").exists  # released whatever happened
