@@ -27,7 +27,13 @@ from ansible.module_utils.wp502_fpm import (
     timeout_chain,
     validate_pm,
 )
-from ansible.module_utils.wp502_frontend import expand_apache_vars, parse_apache, parse_envvars, parse_nginx, split_nginx_dump
+from ansible.module_utils.wp502_frontend import (
+    expand_apache_vars,
+    nginx_fastcgi_files,
+    parse_apache,
+    parse_envvars,
+    parse_nginx,
+)
 from ansible.module_utils.wp502_host import (
     CommandTimeoutError,
     describe,
@@ -280,8 +286,8 @@ class Collector:
                 parsed = parse_nginx(dump)
                 out["nginx"] = {"active": (states.get("nginx") or {}).get("active"), "errors": parsed["errors"],
                                 "binary": nginx,
-                                "fastcgi_files": [f for f, text in split_nginx_dump(dump)
-                                                  if re.search(r"^[^#\n]*\bfastcgi_pass\s", text, re.M)]}
+                                # the files the front-end rung edits, found by the parser it edits with
+                                "fastcgi_files": nginx_fastcgi_files(dump)}
                 for srv in parsed["servers"]:
                     out["servers"].append({"kind": "nginx", "names": srv["server_names"], "root": srv["root"],
                                            "listen": srv["listen"], "error_log": srv["error_log"],

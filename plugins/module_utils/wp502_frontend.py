@@ -142,27 +142,21 @@ def _glob_match(pattern, name):
 def _nginx_server(children, http_settings, upstreams):
     settings = dict((k, v) for k, v in http_settings.items())
     server = {"server_names": [], "listen": [], "fastcgi_pass": [], "php_locations": []}
+    # nginx inherits a server's settings into its locations wherever they are written in the block.
     for name, args, sub in children:
-        if sub is None:
-            if name == "server_name":
-                server["server_names"].extend(args)
-            elif name == "listen" and args:
-                server["listen"].append(" ".join(args))  # "443 ssl http2", "[::]:80 default_server"
-            elif name in INHERITED:
-                settings[name] = args
-            elif name == "fastcgi_pass" and args:
-                server["fastcgi_pass"].append(args[0])
-        elif name == "location":
-            loc = dict((n, a) for n, a, c in sub if c is None)
-            if loc.get("fastcgi_pass"):
-                server["fastcgi_pass"].append(loc["fastcgi_pass"][0])
-                server["php_locations"].append({
-                    "match": " ".join(args),
-                    "fastcgi_pass": loc["fastcgi_pass"][0],
-                    "fastcgi_read_timeout": nginx_time((loc.get("fastcgi_read_timeout") or settings.get("fastcgi_read_timeout")
-                                                        or ["60s"])[0]),
-                    "fastcgi_buffer_size": " ".join(loc.get("fastcgi_buffer_size") or settings.get("fastcgi_buffer_size") or []),
-                })
+        if sub is not None:
+            continue
+        if name == "server_name":
+            server["server_names"].extend(args)
+        elif name == "listen" and args:
+            server["listen"].append(" ".join(args))  # "443 ssl http2", "[::]:80 default_server"
+        elif name in INHERITED:
+            settings[name] = args
+        elif name == "fastcgi_pass" and args:
+            server["fastcgi_pass"].append(args[0])
+    for name, args, sub in children:
+        if sub is not None and name == "location":
+            _nginx_location(server, " ".join(args), sub, settings)
     resolved = []
     for target in server["fastcgi_pass"]:
         resolved.extend(upstreams.get(target, [target]))
@@ -175,6 +169,26 @@ def _nginx_server(children, http_settings, upstreams):
     if php:
         server["fastcgi_read_timeout"] = max(loc["fastcgi_read_timeout"] for loc in php)
     return server
+
+
+def _nginx_location(server, match, block, inherited):
+    """A location, and the blocks nested in it (``if``, inner locations, ``limit_except``), each one that
+    passes to FastCGI itself: the blocks ``wp502_edit.set_nginx_directives`` edits."""
+    here = dict(inherited)
+    here.update((n, a) for n, a, c in block if c is None and n in INHERITED)
+    passes = [a for n, a, c in block if c is None and n == "fastcgi_pass" and a]
+    if passes:
+        server["fastcgi_pass"].append(passes[0][0])
+        server["php_locations"].append({
+            "match": match,
+            "fastcgi_pass": passes[0][0],
+            "fastcgi_read_timeout": nginx_time((here.get("fastcgi_read_timeout") or ["60s"])[0]),
+            "fastcgi_buffer_size": " ".join(here.get("fastcgi_buffer_size") or []),
+        })
+    for name, args, sub in block:
+        if sub is not None and name in ("location", "if", "limit_except"):
+            inner = " ".join(args) if name == "location" else "%s %s %s" % (match, name, " ".join(args))
+            _nginx_location(server, inner, sub, here)
 
 
 _AP_VHOST_OPEN = re.compile(r"^\s*<VirtualHost\s+([^>]+)>", re.I)

@@ -167,3 +167,35 @@ def test_apache_continuation_lines_and_crlf_as_httpd_reads_them():
     (vh,) = fe.parse_apache([("wp.conf", conf)])["vhosts"]
     assert vh["server_names"] == ["wp.example"]
     assert vh["php_backends"] == ["127.0.0.1:9000"] and vh["effective_proxy_timeout"] == 90.0
+
+
+NESTED = (
+    "# configuration file /etc/nginx/nginx.conf:\n"
+    "http {\n"
+    "    server {\n"
+    "        server_name shop.example.com;\n"
+    "        location / {\n"
+    "            try_files $uri /index.php?$args;\n"
+    "            location ~ ^/wp-admin/.+\\.php$ {\n"
+    "                fastcgi_pass 127.0.0.1:9001;\n"
+    "            }\n"
+    "        }\n"
+    "        location ~ \\.php$ {\n"
+    "            if (-f $request_filename) {\n"
+    "                fastcgi_pass unix:/run/php/shop.sock;\n"
+    "            }\n"
+    "        }\n"
+    "        # written after the locations, inherited by them all the same\n"
+    "        fastcgi_read_timeout 90s;\n"
+    "    }\n"
+    "}\n"
+)
+
+
+def test_fastcgi_passed_from_nested_locations_and_if_blocks_with_server_settings_inherited():
+    # The editor changes every block that passes to FastCGI; the reader must see the same blocks.
+    (server,) = fe.parse_nginx(NESTED)["servers"]
+    assert server["fastcgi_pass"] == ["127.0.0.1:9001", "unix:/run/php/shop.sock"]
+    assert [loc["match"] for loc in server["php_locations"]] == ["~ ^/wp-admin/.+\\.php$", "~ \\.php$ if (-f $request_filename)"]
+    assert {loc["fastcgi_read_timeout"] for loc in server["php_locations"]} == {90}
+    assert fe.nginx_fastcgi_files(NESTED) == ["/etc/nginx/nginx.conf"]
