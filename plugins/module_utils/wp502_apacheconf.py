@@ -14,8 +14,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-def _split_lines(text):
-    """Physical lines with their endings, split on LF only."""
+def split_lines(text):
+    """Physical lines with their endings, split on LF only: ``"a\\r\\nb"`` -> ``["a\\r\\n", "b"]``."""
     parts = text.split("\n")
     lines = [part + "\n" for part in parts[:-1]]
     if parts[-1]:
@@ -23,7 +23,8 @@ def _split_lines(text):
     return lines
 
 
-def _body_eol(line):
+def body_eol(line):
+    """``"x = 1\\r\\n"`` -> ``("x = 1", "\\r\\n")``."""
     if line.endswith("\r\n"):
         return line[:-2], "\r\n"
     if line.endswith("\n"):
@@ -41,8 +42,8 @@ def logical_lines(text):
     logical = []
     current = None
     pos = 0
-    for number, raw in enumerate(_split_lines(text), 1):
-        body, eol = _body_eol(raw)
+    for number, raw in enumerate(split_lines(text), 1):
+        body, eol = body_eol(raw)
         continued = bool(eol) and body.endswith("\\") and not body.endswith("\\\\")
         piece = body[:-1] if continued else body
         if current is None:

@@ -30,6 +30,7 @@ import difflib
 import re
 
 from ansible.module_utils.wp502_apacheconf import logical_lines as apache_logical_lines
+from ansible.module_utils.wp502_apacheconf import split_lines as _split_lines
 from ansible.module_utils.wp502_ini import same_key as same_ini_key
 from ansible.module_utils.wp502_ini import scan as scan_ini
 from ansible.module_utils.wp502_nginxconf import parse as parse_nginx_text
@@ -42,24 +43,6 @@ FPM_MARKER = "; wp502 emergency run"
 
 
 # --- shared helpers ---------------------------------------------------------------------------
-
-def _split_lines(text):
-    """Physical lines with their endings, split on LF only: ``"a\\r\\nb"`` -> ``["a\\r\\n", "b"]``."""
-    parts = text.split("\n")
-    lines = [part + "\n" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
-
-
-def _body_eol(line):
-    """``"x = 1\\r\\n"`` -> ``("x = 1", "\\r\\n")``."""
-    if line.endswith("\r\n"):
-        return line[:-2], "\r\n"
-    if line.endswith("\n"):
-        return line[:-1], "\n"
-    return line, ""
-
 
 def _dominant_eol(text):
     """CRLF when at least half of the file's lines end with it, LF otherwise (and for one-line files)."""

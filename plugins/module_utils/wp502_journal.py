@@ -145,18 +145,27 @@ class _Guard:
         return False
 
 
-def _create_exclusive(path, data, mode=0o600):
-    """Create ``path`` holding ``data`` only if it does not exist (OSError EEXIST otherwise). The
-    bytes are written to a temporary file first and hard-linked into place, so a reader never sees
-    a half-written lock."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".wp502-", dir=directory)
+def _temp_beside(path, data, mode):
+    """A temporary file beside ``path`` holding ``data``, synced to disk, with ``mode``: its name."""
+    fd, tmp = tempfile.mkstemp(prefix=".wp502-", dir=os.path.dirname(path) or ".")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
+    except Exception:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _create_exclusive(path, data, mode=0o600):
+    """Create ``path`` holding ``data`` only if it does not exist (OSError EEXIST otherwise). The
+    bytes are written to a temporary file first and hard-linked into place, so a reader never sees
+    a half-written lock."""
+    tmp = _temp_beside(path, data, mode)
+    try:
         try:
             os.link(tmp, path)
         except OSError as exc:
@@ -173,18 +182,11 @@ def _create_exclusive(path, data, mode=0o600):
 
 
 def _write_atomic(path, data, mode=0o600):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".wp502-", dir=directory)
+    tmp = _temp_beside(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.rename(tmp, path)
     except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
 
 
