@@ -139,6 +139,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_edit import set_apache_directives, set_fpm_pool, set_nginx_directives
+from ansible.module_utils.wp502_host import CommandTimeoutError, deadline_runner
 from ansible.module_utils.wp502_journal import RUN_ID, Journal
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\[\]-]*$")
@@ -146,6 +147,10 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\[\]-]*$")
 # validator is exec'd. Data only ever reaches it as positional arguments ($1 candidate, $2 real file,
 # then the validator's argv), never through the script text. 125: the bind mount itself failed.
 BIND_SCRIPT = 'mount --bind "$1" "$2" || exit 125; shift 2; exec "$@"'
+
+
+# Seconds a validator (nginx -t, php-fpm -t, apachectl -t) may take.
+VALIDATE_TIMEOUT = 60
 
 
 def namespace_validator(module):
@@ -157,7 +162,10 @@ def namespace_validator(module):
     if missing:
         return None, "%s not found" % ", ".join(missing)
     prefix = [unshare, "--mount", "--propagation", "private", "--"]
-    rc, out, err = module.run_command([*prefix, "true"])
+    try:
+        rc, out, err = deadline_runner(module.run_command)([*prefix, "true"], timeout=15)
+    except CommandTimeoutError as exc:
+        return None, str(exc)
     if rc != 0:
         return None, "a private mount namespace is not allowed here (%s)" % ((err or out).strip() or "rc=%d" % rc)
     return [*prefix, shell, "-c", BIND_SCRIPT, "wp502-validate"], None
@@ -194,7 +202,10 @@ def validate_candidate(module, validate, candidate, real):
             return None, why
         argv = [*prefix, candidate, real, *list(validate)]
     try:
-        rc, out, err = module.run_command(argv)
+        # A validator has a deadline too: one that hangs is a refusal naming it, never a stalled run.
+        rc, out, err = deadline_runner(module.run_command)(argv, timeout=VALIDATE_TIMEOUT)
+    except CommandTimeoutError as exc:
+        rc, out, err = 124, "", str(exc)
     except Exception as exc:  # noqa: BLE001 - a validator that cannot run is a failed validation
         rc, out, err = 127, "", str(exc)
     output = (out + err).strip()

@@ -155,6 +155,16 @@ def test_a_validator_with_a_placeholder_gets_the_candidate(tmp_path, run_module)
     assert out["_rc"] == 0 and out["changed"] and b"120s" in real.read_bytes() and os.path.islink(link)
 
 
+def test_a_validator_that_hangs_is_a_refusal_naming_it(tmp_path, run_module, monkeypatch):
+    link, real = debian_site(tmp_path)
+    locked(tmp_path)
+    monkeypatch.setattr(wp502_config, "VALIDATE_TIMEOUT", 1)
+    out = run_module(wp502_config, kind="nginx", path=str(link), settings={"fastcgi_read_timeout": "120s"},
+                     validate=["sh", "-c", "sleep 30", "%s"], run_id="run1", state_dir=str(tmp_path / "state"))
+    assert out["_rc"] == 1 and "`sh -c sleep 30 " in out["msg"] and "did not finish within 1 s" in out["msg"]
+    assert real.read_bytes() == SITE and os.path.islink(link) and sorted(os.listdir(real.parent)) == ["wordpress"]
+
+
 def test_check_mode_shows_the_diff_and_writes_nothing(tmp_path, run_module):
     conf = tmp_path / "wordpress"
     text = (b"server {\n    location ~ \\.php$ {\n        fastcgi_pass unix:/run/php/php8.2-fpm.sock;\n"
