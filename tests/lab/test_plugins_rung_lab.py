@@ -114,7 +114,7 @@ def test_a_move_that_fails_half_way_puts_everything_back(nginx_target, tmp_path)
     nginx_target.host.check_output(f"mount --bind {stuck} {stuck}")
     before = snapshot(nginx_target)
     r, result = emergency(nginx_target, tmp_path)
-    assert r.rc in (0, 2)
+    assert r.status == "failed" and r.stats["failures"].get(nginx_target.name)  # left broken: the run says so
     # The host: exactly as the rung found it (files, directories, list bytes), no guard, still broken.
     assert snapshot(nginx_target) == before
     assert not nginx_target.host.file(f"{WP}/mu-plugins/wp502-guard.php").exists
@@ -124,3 +124,26 @@ def test_a_move_that_fails_half_way_puts_everything_back(nginx_target, tmp_path)
     assert kept["healed"] is False and kept["culprits"] == [] and result["healed"] is False
     assert "plugins rung failed" in kept["stopped"] and "Everything was put back" in kept["stopped"]
     assert "rollback-502.yml -l" in kept["stopped"] and f"wp502_run_id={result['run_id']}" in kept["stopped"]
+
+
+def test_a_pool_on_a_tcp_port_is_waited_for_and_checked_before_a_probe_counts(nginx_target, tmp_path):
+    """Real servers often run FPM on 127.0.0.1:9000: the pool check and the waits must follow it there."""
+    add_innocents(nginx_target)
+    nginx_target.break_("segfault")
+    strict_start_limit(nginx_target)
+    h = nginx_target.host
+    h.check_output("sed -i 's#^listen = .*#listen = 127.0.0.1:9000 ; TCP, as on many real servers#' "
+                   "/etc/php/8.2/fpm/pool.d/www.conf && "
+                   "sed -i 's#fastcgi_pass unix:/run/php/php8.2-fpm.sock;#fastcgi_pass 127.0.0.1:9000;#' "
+                   "$(readlink -f /etc/nginx/sites-enabled/wordpress) && php-fpm8.2 -t && nginx -t && "
+                   "systemctl reset-failed php8.2-fpm && systemctl restart php8.2-fpm && systemctl restart nginx")
+    before_active = active_plugins(nginx_target)
+    assert nginx_target.get("/") == 502
+    r, result = emergency(nginx_target, tmp_path)
+    assert r.status == "successful", r.stdout.read()[-4000:]
+    assert [p for p in out_of_place(nginx_target) if CULPRIT not in p] == []
+    assert active_plugins(nginx_target) == wp502_wpdb.without("active_plugins", before_active,
+                                                              [f"{CULPRIT}/{CULPRIT}.php"])
+    assert nginx_target.get("/") == 200
+    kept = host_result(nginx_target, result["run_id"])
+    assert kept["culprits"] == [CULPRIT] and kept["healed_by"] == "plugins"
