@@ -143,7 +143,7 @@ def main(argv=None) -> int:
                     fresh()
                 brk(fault)
                 seconds, proc = playbook(inv, *emergency)
-                summary = re.search(r"bench: (\S+); (.*?)'", proc.stdout)
+                summary = re.search(r"bench: ([^,\s]+), (.*?)'", proc.stdout)  # the outcome line: cause, outcome
                 heal.append((fault, seconds, summary.group(1) if summary else "?", summary.group(2) if summary else proc.stdout[-300:]))
                 print(f"{fault}: {seconds:.1f} s, {heal[-1][3]}", flush=True)
             fresh()
