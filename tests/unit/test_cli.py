@@ -35,13 +35,13 @@ def test_progress_prints_what_hosts_do_and_say():
     progress(event("runner_on_ok", "wp1", "Take the plugins out and find the culprit", changed=True))
     progress(event("runner_on_ok", "wp1", "Keep the run's result", action="ansible.builtin.set_fact"))
     progress(event("runner_on_skipped", "wp1", "Reload PHP-FPM", action="ansible.builtin.systemd_service"))
-    progress(event("runner_on_ok", "wp1", "Say what happened", action="ansible.builtin.debug", msg="wp1: slow_plugin, healed by plugins (culprit: bad)"))
+    progress(event("runner_on_ok", "wp1", "Say what happened", action="ansible.builtin.debug", msg="wp1: slow_plugin, healed by plugins"))
     progress(event("runner_on_unreachable", "wp2", "Read the evidence and the verdict", msg="ssh: connect refused"))
     progress({"event": "playbook_on_stats", "event_data": {"artifact_data": {"wp502_emergency": {}}}})
     lines = out.getvalue().splitlines()
     assert len(lines) == 3
     assert "wp1" in lines[0] and "Take the plugins out" in lines[0] and lines[0].endswith("changed")
-    assert lines[1].endswith("wp1: slow_plugin, healed by plugins (culprit: bad)")
+    assert lines[1].endswith("wp1: slow_plugin, healed by plugins")
     assert "UNREACHABLE: ssh: connect refused" in lines[2]
     assert progress.stats == {"wp502_emergency": {}}
 
