@@ -50,12 +50,13 @@ test: venv docker ## the test suite: lint, unit tests, the report in Chromium, l
 	$(MAKE) lab-test
 	$(MAKE) molecule
 
-lint: venv ## yamllint, ruff, ansible-lint (production), playbook syntax, validate-modules, ansible-doc
+lint: venv ## yamllint, ruff, ansible-lint (production), playbook syntax, validate-modules and ansible-doc on ansible-core 2.19 and 2.21
 	$(BIN)/yamllint -s .
 	$(BIN)/ruff check .
 	$(BIN)/ansible-lint
 	for p in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i localhost, "$$p" || exit 1; done
 	$(BIN)/python tests/sanity/validate_modules.py
+	tests/sanity/validate_modules_newest.sh
 
 unit: venv ## unit tests (no Docker needed)
 	$(BIN)/pytest -q tests/unit
