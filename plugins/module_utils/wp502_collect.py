@@ -21,6 +21,7 @@ import time
 from ansible.module_utils.wp502_fpm import (
     emergency_raise,
     fpm_status,
+    listen_address,
     parse_fpm_config,
     pool_settings,
     recommend_pool,
@@ -232,6 +233,7 @@ class Collector:
                 settings["pm_errors"] = validate_pm(settings)
                 listen = settings.get("listen") or ""
                 settings["socket_exists"] = self._listening(listen)
+                settings["connect"] = _connect(listen)
                 override = settings["php_admin"].get("php_admin_value[max_execution_time]") or \
                     settings["php_admin"].get("php_value[max_execution_time]")
                 settings["max_execution_time"] = int(override) if override and str(override).isdigit() else max_exec
@@ -263,16 +265,19 @@ class Collector:
             return None
         if listen.startswith("/"):
             return os.path.exists(listen)
-        host, _, port = listen.rpartition(":")
-        host = (host or "127.0.0.1").strip("[]")
-        if not port.isdigit():
-            return None
         try:
-            sock = socket.create_connection((host if host not in ("0.0.0.0", "*", "") else "127.0.0.1", int(port)), timeout=1)
-            sock.close()
+            family, address = listen_address(listen)
+        except ValueError:
+            return None
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(1)
+            sock.connect(address)
             return True
-        except (OSError, ValueError):
+        except OSError:
             return False
+        finally:
+            sock.close()
 
     # ---- front-end -------------------------------------------------------------------------
     def frontend(self):
@@ -629,6 +634,15 @@ class Collector:
             if rc == 0:
                 lines = out.splitlines()
         return oom_kills(lines)
+
+
+def _connect(listen):
+    """Where a pool is reached, for the ladder's waits: ``{"path"}`` or ``{"host", "port"}`` (None when unreadable)."""
+    try:
+        family, address = listen_address(listen)
+    except ValueError:
+        return None
+    return {"path": address} if family == socket.AF_UNIX else {"host": address[0], "port": address[1]}
 
 
 def origin_endpoint(listens):

@@ -20,6 +20,7 @@ import glob
 import math
 import os
 import re
+import socket
 
 from ansible.module_utils.wp502_ini import scan
 
@@ -47,6 +48,25 @@ def _unquote(value):
     """A value as FPM reads it (quotes, escapes, a ``;`` comment after it), from the text after ``=``."""
     record = scan("x = %s" % value)[0]
     return record["value"] if record["kind"] == "directive" else value.strip()
+
+
+def listen_address(listen):
+    """A pool's ``listen`` value -> (family, address) to connect to: a unix socket path, ``host:port``,
+    ``[v6]:port`` or a bare port (FPM then listens on every address: ask the loopback)."""
+    listen = listen.strip()
+    if listen.startswith("/"):
+        return socket.AF_UNIX, listen
+    m = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", listen)
+    if m:
+        host = "::1" if m.group(1) == "::" else m.group(1)
+        return socket.AF_INET6, (host, int(m.group(2)))
+    m = re.match(r"^(?:([^:\s]*):)?(\d+)$", listen)
+    if m and 0 < int(m.group(2)) < 65536:
+        host = m.group(1) or ""
+        if host in ("", "*", "0.0.0.0"):  # noqa: S104 - a pool on every address is asked on the loopback
+            host = "127.0.0.1"
+        return socket.AF_INET, (host, int(m.group(2)))
+    raise ValueError("%r is not a pool address (a unix socket path, host:port, [v6]:port or a port)" % listen)
 
 
 def parse_duration(value):
@@ -296,7 +316,6 @@ def fpm_status(listen, status_path, timeout=2.0):
     evidence too. ``listen`` is a socket path or host:port, as in the pool's config.
     """
     import json
-    import socket
     import struct
     import time
 
@@ -304,14 +323,8 @@ def fpm_status(listen, status_path, timeout=2.0):
         return {"error": "no pm.status_path in the pool"}
     deadline = time.time() + timeout
     try:
-        if listen.startswith("/"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            address = listen
-        else:
-            host, _, port = listen.rpartition(":")
-            sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET, socket.SOCK_STREAM)
-            wildcard = host.strip("[]") in ("", "0.0.0.0", "*")  # noqa: S104 - a wildcard listen is reached on loopback
-            address = ("127.0.0.1" if wildcard else host.strip("[]"), int(port))  # noqa: S104 - a wildcard listen is reached on loopback
+        family, address = listen_address(listen)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         sock.connect(address)
         params = {"SCRIPT_NAME": status_path, "SCRIPT_FILENAME": status_path, "REQUEST_URI": status_path + "?json",

@@ -38,10 +38,10 @@ from __future__ import absolute_import, division, print_function
 import binascii
 import errno
 import os
-import re
 import socket
 import time
 
+from ansible.module_utils.wp502_fpm import listen_address
 from ansible.module_utils.wp502_ladder import find_culprits
 from ansible.module_utils.wp502_wpdb import plugin_files, without
 
@@ -74,25 +74,6 @@ class RungFailedError(RuntimeError):
         self.restored = restored
         self.still_out = list(still_out)
         self.problems = list(problems)
-
-
-def listen_address(listen):
-    """A pool's ``listen`` value -> (family, address) to connect to: a unix socket path, ``host:port``,
-    ``[v6]:port`` or a bare port (FPM then listens on every address: ask the loopback)."""
-    listen = listen.strip()
-    if listen.startswith("/"):
-        return socket.AF_UNIX, listen
-    m = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", listen)
-    if m:
-        host = "::1" if m.group(1) == "::" else m.group(1)
-        return socket.AF_INET6, (host, int(m.group(2)))
-    m = re.match(r"^(?:([^:\s]*):)?(\d+)$", listen)
-    if m and 0 < int(m.group(2)) < 65536:
-        host = m.group(1) or ""
-        if host in ("", "*", "0.0.0.0"):  # noqa: S104 - a pool on every address is asked on the loopback
-            host = "127.0.0.1"
-        return socket.AF_INET, (host, int(m.group(2)))
-    raise ValueError("%r is not a pool address (a unix socket path, host:port, [v6]:port or a port)" % listen)
 
 
 def accepts(listen, timeout=1.0):

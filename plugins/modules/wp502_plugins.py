@@ -207,9 +207,10 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wp502_fpm import listen_address
 from ansible.module_utils.wp502_host import CommandTimeoutError, deadline_runner, which
 from ansible.module_utils.wp502_http import healthy, probe_paths
-from ansible.module_utils.wp502_isolate import Isolation, PoolsDownError, RungFailedError, accepts, listen_address
+from ansible.module_utils.wp502_isolate import Isolation, PoolsDownError, RungFailedError, accepts
 from ansible.module_utils.wp502_journal import RUN_ID, Journal
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB

@@ -110,3 +110,11 @@ def test_timeout_chain_matches_a_pool_to_the_servers_that_use_it():
 def test_peak_summary_of_merged_files():
     res = ev.summarise_peaks({"2026-11-21T20": 2, "2026-11-22T20": 1, "2026-11-23T11": 4})
     assert res["recurring_hours"] == ["20"] and res["by_hour"]["2026-11-23T11"] == 4
+
+
+def test_where_the_ladder_waits_for_a_pool():
+    _connect = ev._connect
+    assert _connect("/run/php/php8.2-fpm.sock") == {"path": "/run/php/php8.2-fpm.sock"}
+    assert _connect("9000") == {"host": "127.0.0.1", "port": 9000}
+    assert _connect("[::]:9001") == {"host": "::1", "port": 9001}
+    assert _connect("") is None

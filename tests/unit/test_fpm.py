@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 
 import pytest
 import wp502_fpm as fpm
@@ -244,3 +245,23 @@ def test_lines_php_fpm_refuses_are_reported_not_guessed():
 ])
 def test_values(written, value):
     assert fpm.parse_fpm_text(f"[www]\nkey = {written}\n") == [("www", "key", value, "<text>", 2)]
+
+
+@pytest.mark.parametrize(("listen", "family", "address"), [
+    ("/run/php/php8.2-fpm.sock", "AF_UNIX", "/run/php/php8.2-fpm.sock"),
+    ("127.0.0.1:9000", "AF_INET", ("127.0.0.1", 9000)),
+    ("9001", "AF_INET", ("127.0.0.1", 9001)),
+    ("0.0.0.0:9002", "AF_INET", ("127.0.0.1", 9002)),
+    ("*:9003", "AF_INET", ("127.0.0.1", 9003)),
+    ("[::1]:9004", "AF_INET6", ("::1", 9004)),
+    ("[::]:9005", "AF_INET6", ("::1", 9005)),
+    ("fpm.internal:9006", "AF_INET", ("fpm.internal", 9006)),
+])
+def test_pool_addresses_as_fpm_writes_them(listen, family, address):
+    # One reading of a pool's listen for the evidence, the status page and the plugins rung's pool check.
+    assert fpm.listen_address(listen) == (getattr(socket, family), address)
+
+
+def test_what_is_not_a_pool_address_is_refused():
+    with pytest.raises(ValueError, match="is not a pool address"):
+        fpm.listen_address("unix:/run/php/x.sock")

@@ -508,22 +508,6 @@ def test_a_finished_rung_leaves_out_the_culprits_and_nothing_else(tmp_path):
         assert sorted(os.listdir(result["moved_to"])) == sorted(culprits)
 
 
-@pytest.mark.parametrize(("listen", "family", "address"), [
-    ("/run/php/php8.2-fpm.sock", "AF_UNIX", "/run/php/php8.2-fpm.sock"),
-    ("127.0.0.1:9000", "AF_INET", ("127.0.0.1", 9000)),
-    ("9001", "AF_INET", ("127.0.0.1", 9001)),
-    ("0.0.0.0:9002", "AF_INET", ("127.0.0.1", 9002)),
-    ("*:9003", "AF_INET", ("127.0.0.1", 9003)),
-    ("[::1]:9004", "AF_INET6", ("::1", 9004)),
-    ("[::]:9005", "AF_INET6", ("::1", 9005)),
-    ("fpm.internal:9006", "AF_INET", ("fpm.internal", 9006)),
-])
-def test_pool_addresses_as_fpm_writes_them(listen, family, address):
-    import socket
-
-    assert wp502_isolate.listen_address(listen) == (getattr(socket, family), address)
-
-
 def test_a_pool_accepts_or_says_why_not(tmp_path):
     import socket
 
