@@ -145,9 +145,9 @@ class _Guard:
         return False
 
 
-def _temp_beside(path, data, mode):
+def _temp_beside(path, data, mode, prefix=".wp502-", suffix=""):
     """A temporary file beside ``path`` holding ``data``, synced to disk, with ``mode``: its name."""
-    fd, tmp = tempfile.mkstemp(prefix=".wp502-", dir=os.path.dirname(path) or ".")
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=os.path.dirname(path) or ".")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -157,6 +157,19 @@ def _temp_beside(path, data, mode):
     except Exception:
         os.unlink(tmp)
         raise
+    return tmp
+
+
+def write_candidate(real, data):
+    """The new bytes of the file ``real`` in a temp file beside it (same file system: moving it in is a
+    rename), with its mode and, when we may, its owner, so that a validator reads it as it will read the
+    live file. The name (``.wp502-NAME.XXXX.tmp``) matches no ``*``/``*.conf`` include. Returns its path."""
+    st = os.stat(real)
+    tmp = _temp_beside(real, data, st.st_mode & 0o7777, prefix=".wp502-%s." % os.path.basename(real), suffix=".tmp")
+    try:
+        os.chown(tmp, st.st_uid, st.st_gid)
+    except OSError:
+        pass  # not root: atomic_move keeps what it can
     return tmp
 
 

@@ -77,11 +77,10 @@ skipped:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_edit import strip_bom
-from ansible.module_utils.wp502_journal import RUN_ID, Journal
+from ansible.module_utils.wp502_journal import RUN_ID, Journal, write_candidate
 
 
 def _first_line(data):
@@ -135,13 +134,7 @@ def main():
         seq = journal.intend_file("bom", named)
         tmp = None
         try:
-            st = os.stat(full)
-            fd, tmp = tempfile.mkstemp(prefix=".wp502-%s." % os.path.basename(full), suffix=".tmp", dir=os.path.dirname(full))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(clean)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, st.st_mode & 0o7777)
+            tmp = write_candidate(full, clean)
             module.atomic_move(tmp, full)
         except Exception as exc:  # noqa: BLE001 - atomic_move raises plain Exception
             if tmp and os.path.lexists(tmp):

@@ -135,12 +135,11 @@ validation:
 
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_edit import set_apache_directives, set_fpm_pool, set_nginx_directives
 from ansible.module_utils.wp502_host import CommandTimeoutError, deadline_runner
-from ansible.module_utils.wp502_journal import RUN_ID, Journal
+from ansible.module_utils.wp502_journal import RUN_ID, Journal, write_candidate
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\[\]-]*$")
 # Run inside a private mount namespace: the candidate is bind-mounted over the real file, then the
@@ -169,27 +168,6 @@ def namespace_validator(module):
     if rc != 0:
         return None, "a private mount namespace is not allowed here (%s)" % ((err or out).strip() or "rc=%d" % rc)
     return [*prefix, shell, "-c", BIND_SCRIPT, "wp502-validate"], None
-
-
-def write_candidate(real, data):
-    """The new bytes in a temp file beside the real file (same file system: the move is a rename), with its
-    mode and, when we may, its owner, so that the validator reads it as it will read the live file."""
-    st = os.stat(real)
-    fd, tmp = tempfile.mkstemp(prefix=".wp502-%s." % os.path.basename(real), suffix=".tmp", dir=os.path.dirname(real))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, st.st_mode & 0o7777)
-        try:
-            os.chown(tmp, st.st_uid, st.st_gid)
-        except OSError:
-            pass  # not root: atomic_move keeps what it can
-    except Exception:
-        os.unlink(tmp)
-        raise
-    return tmp
 
 
 def validate_candidate(module, validate, candidate, real):
