@@ -457,16 +457,11 @@ def _restore_file(backup, path, meta):
     if not os.path.isdir(directory):  # tidied away after the change; its mkdir entry follows
         os.makedirs(directory, 0o755)
     if meta.get("real_existed", True):
-        fd, tmp = tempfile.mkstemp(prefix=".wp502-restore-", dir=directory)
+        with open(backup, "rb") as src:
+            data = src.read()
+        mode = meta["mode"] if "mode" in meta else os.stat(backup).st_mode & 0o7777
+        tmp = _temp_beside(real, data, mode, prefix=".wp502-restore-")
         try:
-            with os.fdopen(fd, "wb") as out, open(backup, "rb") as src:
-                shutil.copyfileobj(src, out)
-                out.flush()
-                os.fsync(out.fileno())
-            if "mode" in meta:
-                os.chmod(tmp, meta["mode"])
-            else:
-                shutil.copymode(backup, tmp)
             try:
                 os.chown(tmp, meta.get("uid", -1), meta.get("gid", -1))
             except OSError:
