@@ -20,6 +20,7 @@ import gzip
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -178,7 +179,12 @@ def write_report(path: Path, rows, args) -> None:
         "- The machine is a small VM whose speed varies from run to run by up to a third; compare ratios, not seconds.",
         "",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    # The other benchmarks (make bench-audit, make bench-emergency) keep their sections of the same file.
+    others = ""
+    if path.exists():
+        kept = re.findall(r"\n## (?!Reading the figures\n).*?(?=\n## |\Z)", path.read_text(), flags=re.S)
+        others = "".join(kept).rstrip("\n") + "\n" if kept else ""
+    path.write_text("\n".join(lines) + "\n" + others)
 
 
 if __name__ == "__main__":
