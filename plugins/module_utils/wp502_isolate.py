@@ -114,8 +114,9 @@ class Isolation:
     cannot be reached: every plugin on disk is then a suspect and no list is rewritten)."""
 
     def __init__(self, journal, plugin_dir, off_dir, mu_dir, db, probe, reset, lists=("active_plugins",),
-                 where=None, heartbeat=None, pools=None):
+                 where=None, heartbeat=None, pools=None, step="plugins"):
         self.journal = journal
+        self.step = step  # the journal step its changes are recorded under (rolled back together)
         self.plugin_dir = plugin_dir
         self.off_root = off_dir  # plugins-off; this run's moves go to off_root/RUN_ID
         self.off_dir = off_dir
@@ -162,7 +163,7 @@ class Isolation:
     def _rename(self, frm, to):
         if os.path.lexists(to):
             raise OSError(errno.EEXIST, "cannot move %s: %s is in the way" % (frm, to))
-        seq = self.journal.intend_rename("plugins", frm, to)
+        seq = self.journal.intend_rename(self.step, frm, to)
         os.rename(frm, to)
         self.journal.done(seq)
 
@@ -276,7 +277,7 @@ class Isolation:
 
     def _mkdir(self, path):
         if not os.path.isdir(path):
-            seq = self.journal.intend_mkdir("plugins", path)
+            seq = self.journal.intend_mkdir(self.step, path)
             os.makedirs(path, 0o755)
             self.journal.done(seq)
             self.created.append(path)
@@ -284,7 +285,7 @@ class Isolation:
     def put_guard(self, run_id):
         path = self.guard_path()
         self._mkdir(self.mu_dir)
-        seq = self.journal.intend_file("plugins", path)
+        seq = self.journal.intend_file(self.step, path)
         with open(path, "w") as fh:
             fh.write(GUARD % {"run_id": run_id})
             fh.flush()
@@ -295,7 +296,7 @@ class Isolation:
     def drop_guard(self):
         path = self.guard_path()
         if os.path.exists(path):
-            seq = self.journal.intend_file("plugins", path)
+            seq = self.journal.intend_file(self.step, path)
             os.unlink(path)
             self.journal.done(seq)
 
@@ -368,7 +369,7 @@ class Isolation:
         names = [u["unit"] for u in units]
         try:
             for name, raw in self.saved.items():
-                value_seqs[name] = self.journal.intend_value("plugins", name, binascii.hexlify(raw).decode("ascii"),
+                value_seqs[name] = self.journal.intend_value(self.step, name, binascii.hexlify(raw).decode("ascii"),
                                                              where=dict(self.where, list=name, encoding="hex"))
             self._mkdir(self.off_root)
             self._mkdir(self.off_dir)

@@ -101,6 +101,12 @@ options:
     description: Give up the bisection after this many probes (0 lets bisection take what it needs).
     type: int
     default: 0
+  step:
+    description:
+      - The journal step its moves and values are recorded under, so that C(wp502_run state=rolled_back step=...)
+        undoes exactly this rung (the emergency gives each rung of a run its own, such as C(plugins-3)).
+    type: str
+    default: plugins
 attributes:
   check_mode:
     support: full
@@ -321,12 +327,15 @@ def main():
             fpm_sockets=dict(type="list", elements="str", default=[]),
             max_probes=dict(type="int", default=0),
             inventory_host=dict(type="str"),
+            step=dict(type="str", default="plugins"),
         ),
         supports_check_mode=True,
     )
     p = module.params
     if not RUN_ID.match(p["run_id"]):
         module.fail_json(msg="run_id %r must be letters, digits, dots, dashes or underscores" % p["run_id"])
+    if not RUN_ID.match(p["step"]):
+        module.fail_json(msg="step %r must be letters, digits, dots, dashes or underscores" % p["step"])
     if not 0 < p["deadline"] <= 120 or not 0 < p["port"] < 65536 or p["max_probes"] < 0:
         module.fail_json(msg="deadline must be in (0, 120], port in 1..65535 and max_probes >= 0")
     bad = [s for s in p["fpm_services"] if not re.match(r"^[A-Za-z0-9@._-]+$", s)]
@@ -383,7 +392,7 @@ def main():
     fpm = Fpm(run, systemctl, p["fpm_services"], p["fpm_sockets"], cautions)
 
     iso = Isolation(journal, plugin_dir, off_dir, mu_dir, db, probe, fpm.reset, lists=lists, where={"config": config},
-                    heartbeat=lambda: journal.heartbeat(worker=os.getpid()), pools=fpm.down)
+                    heartbeat=lambda: journal.heartbeat(worker=os.getpid()), pools=fpm.down, step=p["step"])
     if module.check_mode:
         try:
             units = iso.units()

@@ -70,6 +70,27 @@ options:
   url:
     description: The site's public URL (C(http://) or C(https://)), asked too when given.
     type: str
+  sites:
+    description:
+      - Probe every one of these sites instead of O(host) (O(host), O(port), O(scheme) and O(url) are then ignored),
+        all at once, within one deadline (C(wp502_evidence) lists them in C(probe.targets) and C(sites)).
+      - Each is a dict with C(id) (required), C(host) or C(probe_host) (the Host header), C(port), C(scheme) and
+        C(url) (its public URL, asked as a visitor would).
+    type: list
+    elements: dict
+  answering:
+    description:
+      - With O(sites), the ids of the sites that answered before the change being checked. The result then says
+        whether the change healed (RV(judgement)), and retries go on until it has or O(retries) run out.
+    type: list
+    elements: str
+  expect:
+    description:
+      - With O(answering), the ids of the sites the change was meant to heal. Retries go on until they answer and no
+        site of O(answering) fails (instead of until every site answers), so that a step for one site does not wait
+        on another that it cannot heal.
+    type: list
+    elements: str
 attributes:
   check_mode:
     support: full
@@ -86,6 +107,13 @@ EXAMPLES = r"""
     deadline: 5
     retries: 3
   register: wp502_probe
+
+- name: Did the rung heal every site that failed, and leave every other one answering?
+  wp502_probe:
+    sites: "{{ wp502_evidence.probe.targets }}"
+    answering: [shop.example.com]
+    retries: 3
+  register: wp502_probe_sites
 
 - name: Origin or CDN?
   wp502_probe:
@@ -113,6 +141,29 @@ cdn:
   returned: when url is given
   type: dict
   sample: {"name": "cloudflare", "request_id": "8f1c2a3b4c5d6e7f-AMS"}
+sites:
+  description: With O(sites), per site id whether it answers at its origin (C(healthy)), its probes and the public ones.
+  returned: when sites is given
+  type: dict
+  sample: {"siteb.test": {"healthy": false, "origin": {"/": {"status": 502, "elapsed": 0.01}}}}
+failing:
+  description: With O(sites), the ids of the sites that do not answer at their origin (on the last try).
+  returned: when sites is given
+  type: list
+  elements: str
+  sample: [siteb.test]
+skipped:
+  description: With O(sites), the sites that could not be asked within the deadline, and why.
+  returned: when sites is given
+  type: list
+  elements: dict
+judgement:
+  description:
+    - With O(answering), C(healed) (every site failing before answers now, and every site answering before still
+      does), C(fixed) (answer now, failed before), C(broke) (answered before, fail now), C(answering), C(failing).
+  returned: when answering is given
+  type: dict
+  sample: {"healed": false, "fixed": [siteb.test], "broke": [], "answering": [a.test, siteb.test], "failing": [c.test]}
 tries:
   description: How many times the origin was asked.
   returned: always
@@ -124,7 +175,74 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wp502_http import healthy, probe_paths
+from ansible.module_utils.wp502_http import healthy, probe_paths, probe_sites
+from ansible.module_utils.wp502_ladder import judge
+
+
+def _targets(module, sites):
+    """The sites to ask, as wp502_http.probe_sites takes them; a bad entry fails with what is wrong."""
+    targets, seen = [], set()
+    for site in sites:
+        sid = site.get("id")
+        if not isinstance(sid, str) or not sid or sid in seen:
+            module.fail_json(msg="every site needs a unique id, not %r" % (sid,))
+        seen.add(sid)
+        port = site.get("port") or 80
+        scheme = site.get("scheme") or "http"
+        url = site.get("url")
+        if not isinstance(port, int) or not 0 < port < 65536 or scheme not in ("http", "https"):
+            module.fail_json(msg="site %s: port must be 1..65535 and scheme http or https, not %r/%r" % (sid, port, scheme))
+        if url and not re.match(r"^https?://[^/\s]+", str(url)):
+            module.fail_json(msg="site %s: url must be an http:// or https:// URL, not %r" % (sid, url))
+        targets.append({"id": sid, "host": site.get("probe_host") or site.get("host") or "localhost", "port": port,
+                        "scheme": scheme, "url": url or None})
+    return targets
+
+
+def probe_all(module, p):
+    """Every site at once; with ``answering``, retried until the judgement says healed (or retries run out)."""
+    targets = _targets(module, p["sites"])
+    ids = [t["id"] for t in targets]
+    before = None
+    if p["answering"] is not None:
+        unknown = sorted(set(p["answering"]) - set(ids))
+        if unknown:
+            module.fail_json(msg="answering names sites that are not in sites: %s" % ", ".join(unknown))
+        before = dict((sid, sid in p["answering"]) for sid in ids)
+    expect = None
+    if p["expect"] is not None:
+        unknown = sorted(set(p["expect"]) - set(ids))
+        if unknown or before is None:
+            module.fail_json(msg="expect needs answering, and only names sites in sites (not: %s)" % ", ".join(unknown))
+        expect = list(p["expect"])
+    tries = 0
+    while True:
+        tries += 1
+        got = probe_sites(targets, p["deadline"], cookie_paths=p["cookie_paths"], paths=p["paths"])
+        sites = {}
+        for sid in ids:
+            entry = dict(got["sites"].get(sid) or {"origin": {}})
+            entry["healthy"] = healthy(entry.get("origin") or {}, p["deadline"], accept=p["accept"],
+                                       cookie_paths=p["cookie_paths"])
+            entry.pop("origin_healthy", None)
+            sites[sid] = entry
+        after = dict((sid, sites[sid]["healthy"]) for sid in ids)
+        verdict = judge(before, after) if before is not None else None
+        if verdict is None:
+            done = all(after.values())
+        elif expect is not None:
+            done = verdict["healed"] or (not verdict["broke"] and all(after[sid] for sid in expect))
+        else:
+            done = verdict["healed"]
+        if done or tries > p["retries"]:
+            break
+        time.sleep(p["delay"])
+    result = {"changed": False, "healthy": all(after.values()) and bool(ids), "sites": sites, "tries": tries,
+              "failing": [sid for sid in ids if not after[sid]], "skipped": got.get("skipped") or [],
+              "seconds": got.get("seconds")}
+    if verdict is not None:
+        result["judgement"] = verdict
+    return result
 
 
 def main():
@@ -140,6 +258,9 @@ def main():
             retries=dict(type="int", default=0),
             delay=dict(type="float", default=2),
             url=dict(type="str"),
+            sites=dict(type="list", elements="dict"),
+            answering=dict(type="list", elements="str"),
+            expect=dict(type="list", elements="str"),
         ),
         supports_check_mode=True,
     )
@@ -155,6 +276,11 @@ def main():
         module.fail_json(msg="paths must start with /: %s" % ", ".join(bad or ["(none given)"]))
     if p["url"] and not re.match(r"^https?://[^/\s]+", p["url"]):
         module.fail_json(msg="url must be an http:// or https:// URL, not %r" % p["url"])
+
+    if p["sites"] is not None:
+        module.exit_json(**probe_all(module, p))
+    if p["answering"] is not None:
+        module.fail_json(msg="answering is only used with sites")
 
     tries = 0
     while True:

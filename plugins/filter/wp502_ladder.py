@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright: wp502 contributors
+# MIT License (see LICENSE)
+"""Controller-side selection of the emergency ladder from the evidence's plan.
+
+The plan itself (which rungs a site's top cause allows, in which order, and which rungs serve several
+sites at once) is decided on the host by ``wp502_ladder.plan_ladder`` and returned by ``wp502_evidence``
+as ``plan``. This filter only keeps what this run climbs: the steps of the sites that fail now, and
+the rungs switched on and selected by --tags/--skip-tags.
+"""
+
+from __future__ import annotations
+
+# ansible-doc reads the first filter's documentation; wp502_site_results is described in its docstring.
+DOCUMENTATION = r"""
+name: wp502_ladder_for
+short_description: The steps of a ladder plan that serve the sites failing now
+description:
+  - Keeps the steps of O(_input) (C(wp502_evidence)'s C(plan)) that serve at least one site of O(failing), each
+    with C(sites) narrowed to those sites, in the plan's order; with O(rungs), only steps of those rungs.
+  - Each step gets C(step), a journal step name unique within the run (C(plugins-2)), so that one step can be
+    rolled back alone.
+positional: failing, rungs
+options:
+  _input:
+    description: The plan, a list of C({rung, sites, cause, scope}).
+    type: list
+    elements: dict
+    required: true
+  failing:
+    description: Ids of the sites that fail now.
+    type: list
+    elements: str
+    required: true
+  rungs:
+    description: The rungs that may be climbed (all when omitted).
+    type: list
+    elements: str
+"""
+
+
+def wp502_ladder_for(plan, failing, rungs=None):
+    """The plan's steps for the sites in ``failing`` (narrowed to them), of the rungs in ``rungs``."""
+    failing = list(failing or [])
+    steps = []
+    for item in plan or []:
+        sites = [s for s in item.get("sites") or [] if s in failing]
+        if not sites or (rungs is not None and item.get("rung") not in rungs):
+            continue
+        step = dict(item)
+        step["sites"] = sites
+        step["step"] = "%s-%d" % (item.get("rung"), len(steps) + 1)
+        steps.append(step)
+    return steps
+
+
+def _statuses(probe):
+    """``"502"``, or ``"200, 502"`` when the paths disagree, ``"no answer"`` without a status."""
+    got = [str((p or {}).get("status") or "no answer") for p in ((probe or {}).get("origin") or {}).values()]
+    return ", ".join(sorted(set(got), key=got.index)) if got else "not asked"
+
+
+def wp502_site_results(sites, start, latest, answering_start, answering_now, rungs):
+    """Each site of a host after an emergency run: ``{site, before, after, answering_before,
+    answering_after, top_cause, healed_by, culprits, state}`` (+ ``cdn``, ``ray_id`` for ``cdn_only``).
+
+    ``state``: ``healed`` (failed, answers now), ``healthy`` (answered, still does), ``not_healed``
+    (failed, still fails), ``broke`` (answered, fails now), ``cdn_only`` (the origin answers, only the
+    public URL fails). ``healed_by`` is the first step after which the site answered and that was
+    not undone; ``culprits`` the plugins that step left out for it."""
+    out = []
+    for site in sites or []:
+        sid = site.get("id")
+        before, after = sid in (answering_start or []), sid in (answering_now or [])
+        entry = {"site": sid, "names": site.get("names") or [sid], "top_cause": site.get("top_cause"),
+                 "before": _statuses((start or {}).get(sid)), "after": _statuses((latest or {}).get(sid)),
+                 "answering_before": before, "answering_after": after, "healed_by": None, "culprits": []}
+        if not before and after:
+            for rung in rungs or []:
+                if sid in (rung.get("fixed") or []) and not rung.get("rolled_back"):
+                    entry["healed_by"] = rung.get("rung")
+                    entry["culprits"] = list(rung.get("culprits") or []) if sid in (rung.get("sites") or []) else []
+                    break
+        if before and not after:
+            entry["state"] = "broke"
+        elif not before:
+            entry["state"] = "healed" if after else "not_healed"
+        elif site.get("top_cause") == "cdn_only":
+            entry["state"] = "cdn_only"
+            http = site.get("http") or {}
+            entry["cdn"], entry["ray_id"] = http.get("cdn"), http.get("ray_id")
+        else:
+            entry["state"] = "healthy"
+        out.append(entry)
+    return out
+
+
+class FilterModule:
+    def filters(self):
+        return {"wp502_ladder_for": wp502_ladder_for, "wp502_site_results": wp502_site_results}
