@@ -10,6 +10,27 @@ time window is found by bisecting on timestamps instead of reading from the star
 ``.gz`` files are streamed through zlib, never decompressed to disk.
 
 Entry points: :func:`classify_line` (one line), :func:`parse_since`, :class:`Scanner` (files).
+
+Attribution to sites, in the same pass (no second read of any file). Every counted line carries the keys it
+names: ``file`` (the log it was read from, rotated suffix dropped, so ``siteb.error.log.2.gz`` counts as
+``siteb.error.log``), ``server`` (nginx ``server: NAME``), ``upstream`` (nginx ``upstream: "fastcgi://..."``,
+Apache's ``Unix domain socket /run/php/x.sock`` or ``attempt to connect to 127.0.0.1:9001``, in
+:func:`wp502_verdict.norm_addr` form), ``pool`` (FPM ``[pool NAME]``, slowlog header) and ``script`` (the
+directory a script lives in, cut before ``/wp-content/``, ``/wp-admin/`` or ``/wp-includes/``: FPM
+``script '...'`` lines, slowlog ``script_filename``, a fatal error's ``in /path/file.php``). Lines with the
+same keys form one group of ``result()["attributed"]``::
+
+    [{"file": "/var/log/nginx/error.log", "server": "siteb.test", "upstream": "unix:/run/php/siteb.sock",
+      "pool": None, "script": None, "total": 12,
+      "signatures": {"connect_refused": {"count": 12, "first_seen": iso, "last_seen": iso, "samples": [...]}},
+      "suspects": [{"type": "plugin", "slug": "x", "count": 3, "sources": {"slowlog": 3}}],
+      "child_signals": {"SIGSEGV": 2}, "slow_functions": {"mysqli_query": 3}}, ...]
+
+Each line is in exactly one group, so summing the groups a site owns never counts a line twice. Which site
+owns a group is decided by the reader, who knows the sites (wp502_verdict.site_logs): most specific key
+first; a group no site claims stays host-level. At most MAX_GROUPS groups are kept; lines beyond that are
+counted in a group with only their ``file`` key. Every suspect also says which ``pools``, ``servers`` and
+``scripts`` named it (``{key: count}``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,6 +70,8 @@ SAMPLE_MAX = 2048  # characters kept per sample
 CLASSIFY_HEAD = 16384  # a signature sits in the head of a line: longer lines are cut for matching
 CHUNK = 4 * 1024 * 1024
 MAX_LINE = 1024 * 1024  # a longer "line" is cut to its head; memory stays bounded
+MAX_GROUPS = 4096  # attribution groups kept (see the module docstring); beyond, lines keep their file key only
+GROUP_SAMPLES = 2  # samples kept per signature per group
 SLACK = 120  # seconds: lines are written slightly out of order; bisect aims that much earlier
 
 # Prefilters: C-speed searches over raw bytes that select the lines worth classifying. Each starts
@@ -157,6 +180,11 @@ _NGX_REQUEST = re.compile(r'request: "(?:[A-Z]+) ([^" ?]+)')
 _NGX_UPSTREAM = re.compile(r'upstream: "(?:fastcgi|http|https|uwsgi|scgi)://([^"]+)"')
 _APACHE_SOCKET = re.compile(r"Unix domain socket (\S+)|attempt to connect to (\[[^\]]+\]:\d+|[^\s(]+:\d+)")
 _APACHE_PIDTID = re.compile(r"\[pid (\d+)(?::tid (\d+))?\]")
+_NGX_SERVER = re.compile(r", server: ([^,\s]+)")
+# the file a PHP fatal error names: "... in /var/www/a/wp-content/plugins/x/x.php on line 12", or ":12"
+_PHP_FILE = re.compile(r" in (/[^\s:'\"]+\.php)(?: on line |:\d)")
+_SCRIPT_FILENAME = re.compile(r"^script_filename = (\S+)")
+_SCRIPT_CUT = re.compile(r"/wp-(?:content|admin|includes)/")
 _WP_SLUG = re.compile(r"wp-content/(plugins|mu-plugins|themes)/([^/\s\"'()\\:;,]+)")
 
 
@@ -185,6 +213,11 @@ def classify_line(line):
         if _FATAL.search(head, idx):
             details = {"front": "nginx" if head[idx] == "F" else "apache"}
             _add_request(head, details)
+            script = _PHP_FILE.search(head, idx)
+            if script:
+                details["script"] = script.group(1)
+            if details["front"] == "nginx":
+                _add_server_upstream(head, details)
             return "fastcgi_stderr", details
         return None
     if "[pool " in head:
@@ -204,9 +237,7 @@ def classify_line(line):
             if rx.search(head):
                 details = {"front": "nginx"}
                 _add_request(head, details)
-                up = _NGX_UPSTREAM.search(head)
-                if up:
-                    details["upstream"] = _norm_upstream(up.group(1))
+                _add_server_upstream(head, details)
                 return sig, details
     for sig, rx in _APACHE:
         if rx.search(head):
@@ -225,6 +256,32 @@ def _add_request(head, details):
     m = _NGX_REQUEST.search(head)
     if m:
         details["request"] = m.group(1)
+
+
+def _add_server_upstream(head, details):
+    up = _NGX_UPSTREAM.search(head)
+    if up:
+        details["upstream"] = _norm_upstream(up.group(1))
+    srv = _NGX_SERVER.search(head)
+    if srv:
+        details["server"] = srv.group(1)
+
+
+def script_root(path):
+    """The directory a script's site lives in: cut before /wp-content/, /wp-admin/, /wp-includes/, else the
+    script's directory. ``/var/www/b/wp-content/plugins/x/x.php`` -> ``/var/www/b``."""
+    if not path or not path.startswith("/"):
+        return None
+    m = _SCRIPT_CUT.search(path)
+    if m:
+        return path[:m.start()] or "/"
+    return os.path.dirname(path) or "/"
+
+
+def log_key(path):
+    """The log a (rotated) file belongs to: ``/var/log/nginx/b.error.log.2.gz`` -> ``/var/log/nginx/b.error.log``."""
+    m = _ROTATED.match(path or "")
+    return m.group("base") if m else path
 
 
 def _norm_upstream(raw):
@@ -466,6 +523,45 @@ class _Sig:
         self.samples = deque(maxlen=max(0, max_samples))
 
 
+class _Group:
+    """The lines that carry the same attribution keys (file, server, upstream, pool, script)."""
+
+    __slots__ = ("functions", "keys", "signals", "sigs", "suspects")
+
+    def __init__(self, keys):
+        self.keys = keys
+        self.sigs = {}
+        self.suspects = {}
+        self.signals = Counter()
+        self.functions = Counter()
+
+    def add(self, sig, epoch, line, max_samples):
+        s = self.sigs.get(sig)
+        if s is None:
+            s = self.sigs[sig] = _Sig(max_samples)
+        s.count += 1
+        if epoch is not None:
+            if s.first is None or epoch < s.first:
+                s.first = epoch
+            if s.last is None or epoch > s.last:
+                s.last = epoch
+        if s.samples.maxlen:
+            s.samples.append(line[:SAMPLE_MAX])
+
+    def as_dict(self):
+        out = dict((name, self.keys[i]) for i, name in enumerate(GROUP_KEYS))
+        out["total"] = sum(s.count for s in self.sigs.values())
+        out["signatures"] = dict((name, {"count": s.count, "first_seen": iso(s.first), "last_seen": iso(s.last),
+                                         "samples": list(s.samples)}) for name, s in sorted(self.sigs.items()))
+        out["suspects"] = sorted(self.suspects.values(), key=lambda e: (-e["count"], e["type"], e["slug"]))
+        out["child_signals"] = dict(self.signals)
+        out["slow_functions"] = dict(self.functions)
+        return out
+
+
+GROUP_KEYS = ("file", "server", "upstream", "pool", "script")
+
+
 class Scanner:
     """Scan log files for 502 signatures within a time window.
 
@@ -490,6 +586,8 @@ class Scanner:
         self.suspects = {}
         self.signals = Counter()
         self.slow_functions = Counter()
+        self.groups = {}  # (file, server, upstream, pool, script) -> _Group
+        self._file = None  # log_key() of the file being read
         self.readings = []
         self.warnings = []
         self._seen_inodes = {}  # (dev, inode) -> None, or the log whose rest it was read as (copytruncate)
@@ -519,6 +617,7 @@ class Scanner:
             "slow_functions": dict(self.slow_functions.most_common(10)),
             "top_requests": [{"request": r, "count": c} for r, c in self.requests.most_common(10)],
             "suspects": suspects,
+            "attributed": [g.as_dict() for g in self.groups.values() if g.sigs or g.suspects or g.functions],
             "files": [r.as_dict() for r in self.readings],
             "bytes_read": sum(r.bytes_read for r in self.readings),
             "lines_scanned": sum(r.lines_scanned for r in self.readings),
@@ -528,7 +627,23 @@ class Scanner:
             "total": sum(s.count for s in self.sigs.values()),
         }
 
-    def _record(self, sig, epoch, line, details):
+    def _group(self, details):
+        """The attribution group of a line with these details (created on first use)."""
+        script = details.get("script")
+        keys = (self._file, details.get("server"), details.get("upstream"), details.get("pool"),
+                script_root(script) if script else None)
+        group = self.groups.get(keys)
+        if group is None:
+            if len(self.groups) >= MAX_GROUPS:
+                keys = (self._file, None, None, None, None)
+                group = self.groups.get(keys)
+                if group is not None:
+                    return group
+            group = self.groups[keys] = _Group(keys)
+        return group
+
+    def _record(self, sig, epoch, line, details, group=None):
+        (group or self._group(details)).add(sig, epoch, line, min(GROUP_SAMPLES, self.max_samples))
         s = self.sigs[sig]
         s.count += 1
         if epoch is not None:
@@ -546,15 +661,26 @@ class Scanner:
             self.requests[details["request"]] += 1
         if details.get("signal"):
             self.signals[details["signal"]] += 1
+            (group or self._group(details)).signals[details["signal"]] += 1
 
-    def _suspect(self, text, source):
+    def _suspect(self, text, source, group):
+        keys = group.keys
         for kind, slug in wp_slugs(text):
             key = kind + ":" + slug
             entry = self.suspects.get(key)
             if entry is None:
-                entry = self.suspects[key] = {"type": kind, "slug": slug, "count": 0, "sources": {}}
+                entry = self.suspects[key] = {"type": kind, "slug": slug, "count": 0, "sources": {},
+                                              "pools": {}, "servers": {}, "scripts": {}}
             entry["count"] += 1
             entry["sources"][source] = entry["sources"].get(source, 0) + 1
+            for name, value in (("servers", keys[1]), ("pools", keys[3]), ("scripts", keys[4])):
+                if value is not None:
+                    entry[name][value] = entry[name].get(value, 0) + 1
+            local = group.suspects.get(key)
+            if local is None:
+                local = group.suspects[key] = {"type": kind, "slug": slug, "count": 0, "sources": {}}
+            local["count"] += 1
+            local["sources"][source] = local["sources"].get(source, 0) + 1
 
     # ---- one line ------------------------------------------------------------------------
     def consider(self, line, epoch=None, reading=None):
@@ -575,14 +701,14 @@ class Scanner:
             self._remember_slow(key)
         elif sig == "terminate_timeout":
             self._terminated[details.get("pid")] = epoch
-            self._suspect(details.get("script", ""), "terminate_timeout")
+            self._suspect(details.get("script", ""), "terminate_timeout", self._group(details))
         elif sig == "child_signal" and details.get("signal") in ("SIGTERM", "SIGKILL", "SIGQUIT"):
             # FPM kills a worker it gave up on: that is the timeout already counted, not a crash.
             when = self._terminated.get(details.get("pid"), "none")
             if when != "none" and (when is None or epoch is None or abs(epoch - when) <= 5):
                 return
         elif sig == "fastcgi_stderr":
-            self._suspect(line[:CLASSIFY_HEAD], "fastcgi_stderr")
+            self._suspect(line[:CLASSIFY_HEAD], "fastcgi_stderr", self._group(details))
         if details.get("pidtid") and second is not None:
             last = self._apache_last.get(details["pidtid"])
             self._apache_last[details["pidtid"]] = (second, sig)
@@ -603,21 +729,28 @@ class Scanner:
         epoch = parse_timestamp(header, self.now)
         if self.since is not None and epoch is not None and epoch < self.since:
             return
+        details = {"front": "fpm", "pool": m.group("pool") if m else None}
+        for line in body_lines[:3]:
+            script = _SCRIPT_FILENAME.match(line)
+            if script:
+                details["script"] = script.group(1)
+                break
+        group = self._group(details)
         text = "\n".join(body_lines)
-        self._suspect(text, "slowlog")
+        self._suspect(text, "slowlog", group)
         for line in body_lines:
             frame = _SLOW_FRAME.match(line)
             if frame:
                 self.slow_functions[frame.group(1)] += 1  # the innermost frame: what the worker waits on
+                group.functions[frame.group(1)] += 1
                 break
         pid = int(m.group("pid")) if m else None
         key = (int(epoch) if epoch is not None else None, pid)
         if key in self._slow_keys:
             return
         self._remember_slow(key)
-        details = {"front": "fpm", "pool": m.group("pool") if m else None}
         sample = header + "\n" + "\n".join(body_lines[:12])
-        self._record("slow_request", epoch, sample, details)
+        self._record("slow_request", epoch, sample, details, group)
 
     # ---- files ---------------------------------------------------------------------------
     def scan_paths(self, paths):
@@ -657,6 +790,13 @@ class Scanner:
         return reading
 
     def scan_file(self, path):
+        self._file = log_key(path)
+        try:
+            self._scan_file(path)
+        finally:
+            self._file = None
+
+    def _scan_file(self, path):
         compressed = path.endswith(".gz")
         reading = Reading(path, self.kind, is_rotated(path), compressed)
         # O_NONBLOCK: opening a FIFO given by mistake must not hang the scan (no effect on files).

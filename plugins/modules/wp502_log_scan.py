@@ -170,10 +170,48 @@ suspects:
   description:
     - Plugins, mu-plugins and themes named in FPM slowlog stack frames, C(execution timed out) script paths and
       fatal FastCGI stderr file paths, most named first, with the count per source.
+    - C(pools), C(servers) and C(scripts) say which FPM pools, nginx server names and site directories (see
+      RV(attributed)) the lines that named it carried, with counts.
   returned: always
   type: list
   elements: dict
-  sample: [{"type": "plugin", "slug": "heavy-analytics", "count": 7, "sources": {"slowlog": 7}}]
+  sample: [{"type": "plugin", "slug": "heavy-analytics", "count": 7, "sources": {"slowlog": 7},
+            "pools": {"siteb": 7}, "servers": {}, "scripts": {"/var/www/siteb": 7}}]
+attributed:
+  description:
+    - The counted lines split by what they name, to tell which site each belongs to, found in the same pass as
+      RV(signatures) (no file is read twice). Lines that carry the same keys form one group; every counted line is
+      in exactly one group, so the groups of a site add up without counting a line twice.
+    - "Keys (null when the line does not name it): C(file), the log it was read from (a rotated copy counts as its
+      log, C(error.log.2.gz) as C(error.log)); C(server), nginx's C(server: NAME); C(upstream), nginx's
+      C(upstream: \"fastcgi://...\") or Apache's C(Unix domain socket PATH) / C(attempt to connect to HOST:PORT), as
+      C(unix:/path) or C(host:port); C(pool), PHP-FPM's C([pool NAME]) and the slowlog header's pool; C(script), the
+      directory of the script named by a slowlog C(script_filename), an FPM C(script '...') line or a fatal error's
+      file, cut before C(/wp-content/), C(/wp-admin/) or C(/wp-includes/) (so usually the site's docroot)."
+    - Each group has C(total), C(signatures) (only those seen, each with C(count), C(first_seen), C(last_seen) and up
+      to 2 C(samples)), C(suspects) named by its lines, C(child_signals) and C(slow_functions).
+    - Deciding which site owns a group is left to the reader, who knows the sites (the evidence's per-site verdict
+      takes the most specific key first, and leaves a group no site claims at host level). At most 4096 groups are
+      kept; further lines count in a group with only their C(file) key.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - file: /var/log/nginx/error.log
+      server: siteb.test
+      upstream: unix:/run/php/siteb.sock
+      pool: null
+      script: null
+      total: 2
+      signatures:
+        connect_refused:
+          count: 2
+          first_seen: "2026-11-23T22:10:01+00:00"
+          last_seen: "2026-11-23T22:10:03+00:00"
+          samples: ["2026/11/23 22:10:03 [crit] 812#812: *1203 connect() to unix:/run/php/siteb.sock failed ..."]
+      suspects: []
+      child_signals: {}
+      slow_functions: {}
 files:
   description:
     - Each file considered, with size, inode, bytes read, whether rotated or compressed, and its warnings.

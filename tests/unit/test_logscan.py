@@ -590,7 +590,10 @@ def test_fpm_log_slowlog_dedupe_suspects_and_terminated_workers(tmp_path):
     assert kinds == {"php8.2-fpm.log": "fpm", "php8.2-fpm.slow.log": "fpm_slowlog"}
     top = res["suspects"][0]
     assert (top["type"], top["slug"], top["count"], top["sources"]) == ("plugin", "wp502-fault-slow", 2, {"slowlog": 2})
-    assert {"type": "theme", "slug": "astra", "count": 1, "sources": {"slowlog": 1}} in res["suspects"]
+    astra = next(s for s in res["suspects"] if s["slug"] == "astra")
+    # which pool and which site directory named it, for the per-site verdict
+    assert astra == {"type": "theme", "slug": "astra", "count": 1, "sources": {"slowlog": 1},
+                     "pools": {"www": 1}, "servers": {}, "scripts": {"/var/www/wordpress": 1}}
 
 
 def test_apache_two_lines_for_one_failure_count_once(tmp_path):
@@ -649,3 +652,115 @@ def test_random_bytes_never_raise_and_memory_stays_bounded(tmp_path, seed):
     finally:
         tracemalloc.stop()
     assert peak < 48 * 1024 * 1024
+
+
+# ---- attribution to sites: keys recorded in the same pass ---------------------------------------------
+
+SHARED_NGINX = (
+    '2026/11/23 22:10:01 [crit] 812#812: *1201 connect() to unix:/run/php/siteb.sock failed (2: No such file or '
+    'directory) while connecting to upstream, client: 203.0.113.7, server: siteb.test, request: "GET / HTTP/1.1", '
+    'upstream: "fastcgi://unix:/run/php/siteb.sock:", host: "siteb.test"\n'
+    '2026/11/23 22:10:02 [error] 812#812: *1202 upstream timed out (110: Connection timed out) while reading response '
+    'header from upstream, client: 2001:db8::9, server: shop.example, request: "POST /?wc-ajax=checkout HTTP/2.0", '
+    'upstream: "fastcgi://127.0.0.1:9001", host: "www.shop.example"\n'
+    '2026/11/23 22:10:03 [crit] 812#812: *1203 connect() to unix:/run/php/siteb.sock failed (2: No such file or '
+    'directory) while connecting to upstream, client: 203.0.113.8, server: siteb.test, request: "GET /wp-login.php '
+    'HTTP/1.1", upstream: "fastcgi://unix:/run/php/siteb.sock:", host: "www.siteb.test"\n'
+    '2026/11/23 22:10:04 [error] 812#812: *1204 FastCGI sent in stderr: "PHP message: PHP Fatal error:  Uncaught Error: '
+    'Call to undefined function wc_get_order() in /var/www/shop/wp-content/plugins/shop-sync/sync.php:42" while reading '
+    'response header from upstream, client: 198.51.100.4, server: shop.example, request: "GET /sync HTTP/1.1", '
+    'upstream: "fastcgi://127.0.0.1:9001", host: "shop.example"\n'
+    '2026/11/23 22:10:05 [error] 812#812: *1205 open() "/var/www/siteb/favicon.ico" failed (2: No such file or '
+    'directory), client: 203.0.113.7, server: siteb.test, request: "GET /favicon.ico HTTP/1.1", host: "siteb.test"\n'
+)
+
+
+def groups_by(res, **keys):
+    return [g for g in res["attributed"] if all(g[k] == v for k, v in keys.items())]
+
+
+def test_a_shared_error_log_is_split_by_server_and_upstream(tmp_path):
+    log = tmp_path / "error.log"
+    log.write_text(SHARED_NGINX)
+    res = scan([log], since_epoch=None)
+    assert res["total"] == 4  # the 404 is no signature
+    [b] = groups_by(res, server="siteb.test")
+    assert (b["file"], b["upstream"], b["pool"], b["script"]) == (str(log), "unix:/run/php/siteb.sock", None, None)
+    assert b["total"] == 2 and b["signatures"]["connect_refused"]["count"] == 2
+    assert len(b["signatures"]["connect_refused"]["samples"]) == 2
+    shop = groups_by(res, server="shop.example")
+    assert sorted(g["total"] for g in shop) == [1, 1]
+    fatal = next(g for g in shop if "fastcgi_stderr" in g["signatures"])
+    # the fatal error names its file: the site's directory is a key, the plugin a suspect of that group
+    assert fatal["script"] == "/var/www/shop" and fatal["upstream"] == "127.0.0.1:9001"
+    assert fatal["suspects"] == [{"type": "plugin", "slug": "shop-sync", "count": 1, "sources": {"fastcgi_stderr": 1}}]
+    suspect = res["suspects"][0]
+    assert suspect["servers"] == {"shop.example": 1} and suspect["scripts"] == {"/var/www/shop": 1}
+    # every counted line is in exactly one group
+    assert sum(g["total"] for g in res["attributed"]) == res["total"]
+
+
+def test_fpm_pool_lines_and_slowlog_entries_carry_pool_and_script(tmp_path):
+    fpm = tmp_path / "php8.2-fpm.log"
+    fpm.write_text(
+        "[23-Nov-2026 22:13:26] WARNING: [pool siteb] server reached pm.max_children setting (5), consider raising it\n"
+        "[23-Nov-2026 22:13:27] WARNING: [pool web4-shop] seems busy (you may need to increase pm.start_servers, or "
+        "pm.min/max_spare_servers), spawning 8 children, there are 0 idle, and 11 total children\n"
+        "[23-Nov-2026 22:14:00] WARNING: [pool siteb] child 300, script '/var/www/siteb/wp-cron.php' "
+        "(request: \"GET /wp-cron.php?doing_wp_cron\") execution timed out (30.012 sec), terminating\n"
+    )
+    slow = tmp_path / "siteb-slow.log"
+    slow.write_text(
+        "\n[23-Nov-2026 22:13:40]  [pool siteb] pid 293\n"
+        "script_filename = /var/www/siteb/index.php\n"
+        "[0x00007ff86d014690] mysqli_query() /var/www/siteb/wp-includes/class-wpdb.php:2351\n"
+        "[0x00007ff86d014610] get() /var/www/siteb/wp-content/plugins/report-cache/report.php:88\n"
+    )
+    res = scan([fpm, slow], since_epoch=None)
+    [busy] = groups_by(res, pool="web4-shop")
+    assert (busy["script"], busy["file"], busy["signatures"]["seems_busy"]["count"]) == (None, str(fpm), 1)
+    [limit] = groups_by(res, pool="siteb", script=None)
+    assert limit["signatures"]["max_children"]["count"] == 1
+    [term] = groups_by(res, pool="siteb", file=str(fpm), script="/var/www/siteb")
+    assert term["signatures"]["terminate_timeout"]["count"] == 1
+    [entry] = groups_by(res, file=str(slow))
+    assert (entry["pool"], entry["script"]) == ("siteb", "/var/www/siteb")
+    assert entry["slow_functions"] == {"mysqli_query": 1}
+    assert entry["suspects"][0]["slug"] == "report-cache"
+
+
+def test_apache_lines_carry_the_socket_and_rotated_files_their_log(tmp_path):
+    log = tmp_path / "siteb_error.log"
+    log.write_text("")
+    rotated = tmp_path / "siteb_error.log.1"
+    rotated.write_text(
+        "[Mon Nov 23 22:17:12.125191 2026] [proxy:error] [pid 80:tid 96] (111)Connection refused: AH02454: FCGI: attempt "
+        "to connect to Unix domain socket /var/lib/php8.2-fpm/web4.sock (localhost:8000) failed\n"
+        "[Mon Nov 23 22:17:12.125244 2026] [proxy_fcgi:error] [pid 80:tid 96] [client 172.17.0.1:36992] AH01079: failed to "
+        "make connection to backend: localhost\n"
+        "[Mon Nov 23 22:18:01.000001 2026] [proxy_fcgi:error] [pid 81:tid 98] [client 172.17.0.1:36999] AH01102: error "
+        "reading status line from remote server httpd-UDS:0\n"
+    )
+    res = scan([log], since_epoch=None)
+    assert {(g["file"], g["upstream"], g["total"]) for g in res["attributed"]} == {
+        (str(log), "unix:/var/lib/php8.2-fpm/web4.sock", 1), (str(log), None, 1)}
+
+
+@pytest.mark.parametrize(("path", "root"), [
+    ("/var/www/b/wp-content/plugins/x/x.php", "/var/www/b"), ("/var/www/b/index.php", "/var/www/b"),
+    ("/srv/sites/c/public/wp-admin/admin-ajax.php", "/srv/sites/c/public"), ("/wp-cron.php", "/"),
+    ("relative.php", None), ("", None)])
+def test_script_root(path, root):
+    assert ls.script_root(path) == root
+
+
+def test_groups_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(ls, "MAX_GROUPS", 3)
+    log = tmp_path / "error.log"
+    log.write_text("".join(
+        f'2026/11/23 22:10:{i:02d} [error] 1#1: *{i} upstream timed out (110: Connection timed out) while reading '
+        f'response header from upstream, client: 1.2.3.4, server: s{i}.test, request: "GET / HTTP/1.1", upstream: '
+        f'"fastcgi://127.0.0.1:9000", host: "s{i}.test"\n' for i in range(10)))
+    res = scan([log], since_epoch=None)
+    assert len(res["attributed"]) == 4  # three groups, then the file's own
+    assert sum(g["total"] for g in res["attributed"]) == 10
