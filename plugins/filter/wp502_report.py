@@ -14,11 +14,92 @@ _STATUS_LABEL = {"ok": "audited", "unreachable": "unreachable", "failed": "audit
                  "no_wordpress": "no WordPress"}
 
 
+def _statuses(probes):
+    """{path: status} of a probe result ({path: {status, ...}})."""
+    return dict((k, (v or {}).get("status")) for k, v in (probes or {}).items())
+
+
+def _answers(probes):
+    """True when every path of a probe answered below 500 (a redirect or a login page counts)."""
+    statuses = list(_statuses(probes).values())
+    return bool(statuses) and all(isinstance(s, int) and 0 < s < 500 for s in statuses)
+
+
+def _site_row(host, site):
+    """One site of a host's evidence (evidence.sites[i]) as a summary row."""
+    verdict = site.get("verdict") or [{}]
+    top = verdict[0] if isinstance(verdict[0], dict) else {}
+    http = site.get("http") or {}
+    row = {
+        "host": host, "site": site.get("id"), "names": list(site.get("names") or []), "docroot": site.get("docroot"),
+        "server": site.get("server"), "pools": list(site.get("pools") or []), "url": site.get("url"),
+        "top_cause": site.get("top_cause") or top.get("cause"), "confidence": top.get("confidence"),
+        "slug": top.get("slug"), "evidence": [str(x) for x in (top.get("evidence") or [])][:5],
+        "rungs": top.get("rungs") or [], "next_step": top.get("next_step"),
+        "causes": [c.get("cause") for c in verdict if isinstance(c, dict) and c.get("cause")],
+        "failing": bool(site.get("failing")), "origin": _statuses(http.get("origin")),
+        "wordpress": bool(site.get("wordpress")),
+    }
+    if http.get("public"):
+        row["public"] = _statuses(http["public"])
+    if http.get("cdn") or http.get("ray_id"):
+        row["cdn"], row["ray_id"] = http.get("cdn"), http.get("ray_id")
+    return row
+
+
+def _fallback_site_row(host, result, top, verdict):
+    """Older evidence (no ``sites`` key): its one probed site, from the host-level fields."""
+    http = result.get("http") or {}
+    wp = (result.get("wordpress") or [{}])[0] or {}
+    if "origin_healthy" in http:
+        failing = http["origin_healthy"] is False
+    elif http.get("origin"):
+        failing = not _answers(http["origin"])
+    else:
+        failing = top.get("cause") not in (None, "healthy")
+    failing = failing or bool(http.get("public") and not _answers(http["public"]))
+    row = {
+        "host": host, "site": wp.get("host") or wp.get("path") or "", "names": [wp["host"]] if wp.get("host") else [],
+        "docroot": wp.get("path"), "server": (result.get("frontend") or {}).get("kind"), "pools": [], "url": None,
+        "top_cause": top.get("cause"), "confidence": top.get("confidence"), "slug": top.get("slug"),
+        "evidence": [str(x) for x in (top.get("evidence") or [])][:5], "rungs": top.get("rungs") or [],
+        "next_step": top.get("next_step"), "causes": [c.get("cause") for c in verdict if c.get("cause")],
+        "failing": failing, "origin": _statuses(http.get("origin")), "wordpress": bool(wp), "fallback": True,
+    }
+    if http.get("public"):
+        row["public"] = _statuses(http["public"])
+    if http.get("cdn") or http.get("ray_id"):
+        row["cdn"], row["ray_id"] = http.get("cdn"), http.get("ray_id")
+    return row
+
+
+def _worst(sites):
+    """The host's verdict is its worst site's: a failing site before an answering one, then the higher
+    top confidence; the first such site in discovered order."""
+    best = None
+    for i, s in enumerate(sites):
+        key = (1 if s.get("failing") else 0, s.get("top_cause") not in (None, "healthy"), s.get("confidence") or 0, -i)
+        if best is None or key > best[0]:
+            best = (key, s)
+    return best[1] if best else None
+
+
 def _host_row(host, result, state):
     if state in ("unreachable", "failed") or not result:
-        return {"host": host, "status": state or "unreachable", "top_cause": None, "confidence": None}
-    verdict = result.get("verdict") or [{}]
-    top = verdict[0]
+        return {"host": host, "status": state or "unreachable", "top_cause": None, "confidence": None, "sites": []}
+    verdict = [c for c in result.get("verdict") or [] if isinstance(c, dict)]
+    given_sites = result.get("sites")
+    if isinstance(given_sites, list):
+        sites = [_site_row(host, s) for s in given_sites if isinstance(s, dict)]
+        if not verdict and sites:
+            # The evidence's host verdict is its worst site's (the contract); rebuilt from that site if absent.
+            worst = next(s for s in given_sites if isinstance(s, dict) and s.get("id") == _worst(sites)["site"])
+            verdict = [dict(c, site=worst.get("id")) for c in worst.get("verdict") or [] if isinstance(c, dict)]
+    else:
+        sites = None
+    top = (verdict or [{}])[0]
+    if sites is None:
+        sites = [_fallback_site_row(host, result, top, verdict)]
     fpm = result.get("fpm") or {}
     status = "ok"
     if not fpm.get("pools"):
@@ -37,18 +118,22 @@ def _host_row(host, result, state):
         "host": host, "status": status, "top_cause": top.get("cause"), "confidence": top.get("confidence"),
         "slug": top.get("slug"), "evidence": (top.get("evidence") or [""])[0], "rungs": top.get("rungs") or [],
         "next_step": top.get("next_step"), "causes": [c.get("cause") for c in verdict],
-        "origin": dict((k, (v or {}).get("status")) for k, v in origin.items()),
+        "site": top.get("site"),
+        "origin": _statuses(origin),
         "signatures": dict((k, v.get("count", 0)) for k, v in (logs.get("signatures") or {}).items() if v.get("count")),
         "suspects": ["%s:%s" % (s.get("type"), s.get("slug")) for s in (logs.get("suspects") or [])[:5]],
         "by_hour": (result.get("peak_hours") or {}).get("by_hour") or {},
         "frontend": (result.get("frontend") or {}).get("kind"), "pools": pools,
         "errors": len(result.get("errors") or []),
+        "sites": sites, "failing_sites": [s["site"] for s in sites if s["failing"]],
+        "probe": result.get("probe") or None,
     }
 
 
 def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
-    """Summary of an audit: one row per host (audited or not), causes across the fleet, and the hosts
-    that share a cause, a signature or a suspect plugin."""
+    """Summary of an audit: one row per host (audited or not) holding a row per site (``sites``),
+    causes across the fleet (per host and per site), and the hosts that share a cause, a signature
+    or a suspect plugin."""
     unreachable = set(unreachable or [])
     failed = set(failed or [])
     rows = []
@@ -58,6 +143,7 @@ def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
         state = "unreachable" if host in unreachable else "failed" if host in failed or not result else None
         rows.append(_host_row(host, result, state))
     causes = Counter(r["top_cause"] for r in rows if r["top_cause"])
+    site_causes = Counter(s["top_cause"] for r in rows for s in r["sites"] if s.get("top_cause"))
     by_cause, by_signature, by_suspect = {}, {}, {}
     for r in rows:
         if r["top_cause"]:
@@ -69,6 +155,9 @@ def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
     statuses = Counter(r["status"] for r in rows)
     return {
         "hosts": len(rows), "rows": rows, "statuses": dict(statuses), "causes": dict(causes.most_common()),
+        "sites": sum(len(r["sites"]) for r in rows), "site_causes": dict(site_causes.most_common()),
+        "failing_sites": [{"host": r["host"], "site": s["site"], "top_cause": s["top_cause"]}
+                          for r in rows for s in r["sites"] if s["failing"]],
         "shared": {
             "cause": dict((k, v) for k, v in by_cause.items() if len(v) > 1),
             "signature": dict((k, v) for k, v in by_signature.items() if len(v) > 1),
@@ -82,22 +171,51 @@ def _mib(value):
     return "%d MiB" % (value // (1024 * 1024)) if value else "-"
 
 
+def _md(text, limit=None):
+    """A Markdown table cell: pipes escaped, one line, cut at ``limit`` characters."""
+    text = str(text).replace("\n", " ").replace("|", "\\|")
+    return text[:limit] if limit else text
+
+
+def _host_status(row):
+    """The host's status, with how many of its sites fail when it has more than one."""
+    label = _STATUS_LABEL.get(row["status"], row["status"])
+    sites = row.get("sites") or []
+    if len(sites) > 1:
+        failing = sum(1 for s in sites if s.get("failing"))
+        label += ", %d of %d sites failing" % (failing, len(sites)) if failing else ", %d sites answer" % len(sites)
+    return label
+
+
 def wp502_report_markdown(summary, title="wp502 fleet audit", when=""):
     lines = ["# %s" % title, ""]
     if when:
         counts = ", ".join("%d %s" % (n, _STATUS_LABEL.get(s, s)) for s, n in sorted(summary["statuses"].items()))
         lines += ["%s. %d hosts: %s." % (when, summary["hosts"], counts) if summary["hosts"]
                   else "%s. No host matched the audit's host pattern." % when, ""]
-    lines += ["| host | status | top cause | confidence | evidence | origin / , /wp-login.php | next |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["| host | status | site | failing | top cause | confidence | evidence | origin / , /wp-login.php | next |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in summary["rows"]:
-        cause = (r.get("top_cause") or "-") + (" (%s)" % r["slug"] if r.get("slug") else "")
-        origin = ", ".join(str(v) for v in (r.get("origin") or {}).values()) or "-"
-        nxt = ", ".join(r.get("rungs") or []) or (r.get("next_step") or "-")
-        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            r["host"], _STATUS_LABEL.get(r["status"], r["status"]), cause,
-            r["confidence"] if r.get("confidence") is not None else "-",
-            (r.get("evidence") or "-").replace("|", "\\|")[:160], origin, nxt.replace("|", "\\|")[:160]))
+        # A row per site; the host and its status only on the first row of its group.
+        host_cells = [_md(r["host"]), _md(_host_status(r))]
+        for site in r.get("sites") or [None]:
+            s = site or r
+            cause = (s.get("top_cause") or "-") + (" (%s)" % s["slug"] if s.get("slug") else "")
+            origin = ", ".join(str(v) for v in (s.get("origin") or {}).values()) or "-"
+            if site and site.get("public"):
+                origin += "; public " + ", ".join(str(v) for v in site["public"].values())
+            if site and (site.get("cdn") or site.get("ray_id")):
+                origin += " (%s%s)" % (site.get("cdn") or "CDN", ", Ray ID %s" % site["ray_id"] if site.get("ray_id") else "")
+            nxt = ", ".join(s.get("rungs") or []) or (s.get("next_step") or "-")
+            evidence = s.get("evidence") or "-"
+            if isinstance(evidence, list):
+                evidence = "; ".join(evidence) or "-"
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                " | ".join(host_cells), _md(site.get("site") or "-") if site else "-",
+                ("**yes**" if site.get("failing") else "no") if site else "-", _md(cause),
+                s["confidence"] if s.get("confidence") is not None else "-", _md(evidence, 160), _md(origin),
+                _md(nxt, 160)))
+            host_cells = ["", ""]
     lines += ["", "## Causes across the fleet", ""]
     lines += ["- %s: %d" % (c, n) for c, n in summary["causes"].items()] or ["- none"]
     for kind in ("cause", "suspect", "signature"):
@@ -112,7 +230,9 @@ _CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{b
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
 .healthy{color:#17803d}.bad{color:#b42318;font-weight:600}.muted{color:#888}h2{margin-top:28px}
 .chart{display:inline-block;margin:8px 24px 8px 0;vertical-align:top}.chart text{font-size:11px}
-figcaption{font-size:12px;color:#444;margin-bottom:4px}"""
+figcaption{font-size:12px;color:#444;margin-bottom:4px}
+tbody.host{border-top:2px solid #999}tbody.host th{background:#fafafa;white-space:nowrap}
+tr.failing td{background:#fff4f2}thead th{position:sticky;top:0}"""
 
 
 def _hbars(items, unit="", color="#445", width=520):
@@ -160,19 +280,47 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
     if when:
         out.append('<p class="muted">%s &middot; %d hosts &middot; %s</p>' % (esc(when), summary["hosts"], esc(", ".join(
             "%d %s" % (n, _STATUS_LABEL.get(s, s)) for s, n in sorted(summary["statuses"].items())))))
-    out.append('<table id="verdicts"><thead><tr><th>host</th><th>status</th><th>top cause</th><th>confidence</th>'
-               "<th>evidence</th><th>origin</th><th>ladder / next step</th></tr></thead><tbody>")
+    out.append('<table id="verdicts"><thead><tr><th>host</th><th>status</th><th>site</th><th>top cause</th>'
+               "<th>confidence</th><th>evidence</th><th>origin</th><th>public / CDN</th><th>ladder / next step</th>"
+               "</tr></thead>")
     for r in summary["rows"]:
-        cls = "healthy" if r.get("top_cause") == "healthy" else "bad" if r.get("top_cause") else "muted"
-        cause = (r.get("top_cause") or "-") + (" (%s)" % r["slug"] if r.get("slug") else "")
-        out.append('<tr data-host="%s"><td>%s</td><td>%s</td><td class="%s">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
-            esc(r["host"]), esc(r["host"]), esc(_STATUS_LABEL.get(r["status"], r["status"])), cls, esc(cause),
-            "" if r.get("confidence") is None else r["confidence"], esc((r.get("evidence") or "")[:300]),
-            esc(", ".join("%s %s" % (k, v) for k, v in (r.get("origin") or {}).items())),
-            esc(", ".join(r.get("rungs") or []) or (r.get("next_step") or ""))))
-    out.append("</tbody></table>")
+        # One tbody per host: its cell spans its sites, so fifteen sites read as one group.
+        sites = r.get("sites") or [None]
+        out.append('<tbody class="host" data-host="%s">' % esc(r["host"]))
+        for i, site in enumerate(sites):
+            s = site or r
+            cls = "healthy" if s.get("top_cause") == "healthy" else "bad" if s.get("top_cause") else "muted"
+            cause = (s.get("top_cause") or "-") + (" (%s)" % s["slug"] if s.get("slug") else "")
+            evidence = s.get("evidence") or []
+            if not isinstance(evidence, list):
+                evidence = [evidence] if evidence else []
+            public = ""
+            if site and (site.get("public") or site.get("cdn") or site.get("ray_id")):
+                public = ", ".join("%s %s" % (k, v) for k, v in (site.get("public") or {}).items())
+                if site.get("cdn") or site.get("ray_id"):
+                    public += " (%s%s)" % (site.get("cdn") or "CDN", ", Ray ID %s" % site["ray_id"] if site.get("ray_id") else "")
+            head = ""
+            if i == 0:
+                head = '<th scope="rowgroup" rowspan="%d">%s</th><td rowspan="%d">%s</td>' % (
+                    len(sites), esc(r["host"]), len(sites), esc(_host_status(r)))
+            names = [n for n in (site.get("names") or []) if n != site.get("site")] if site else []
+            out.append('<tr data-host="%s"%s%s>%s<td>%s%s</td><td class="%s">%s</td><td>%s</td><td>%s</td><td>%s</td>'
+                       "<td>%s</td><td>%s</td></tr>" % (
+                           esc(r["host"]), ' data-site="%s"' % esc(str(site.get("site") or "")) if site else "",
+                           ' class="failing"' if site and site.get("failing") else "", head,
+                           esc(str(site.get("site") or "-")) if site else "-",
+                           '<br><span class="muted">%s</span>' % esc(", ".join(names)) if names else "", cls,
+                           esc(cause), "" if s.get("confidence") is None else s["confidence"],
+                           "<br>".join(esc(str(x)[:300]) for x in evidence[:3]),
+                           esc(", ".join("%s %s" % (k, v) for k, v in (s.get("origin") or {}).items())), esc(public),
+                           esc(", ".join(s.get("rungs") or []) or (s.get("next_step") or ""))))
+        out.append("</tbody>")
+    out.append("</table>")
     out.append('<h2>Causes across the fleet</h2><div id="causes">%s</div>' % _hbars(
         [(c, n) for c, n in summary["causes"].items()], unit=" hosts"))
+    if summary.get("sites", 0) > len([r for r in summary["rows"] if r.get("sites")]):
+        out.append('<h2>Causes across the sites</h2><div id="site-causes">%s</div>' % _hbars(
+            [(c, n) for c, n in (summary.get("site_causes") or {}).items()], unit=" sites"))
     out.append('<h2>502/503/504 per hour</h2><div id="per-hour">')
     for r in summary["rows"]:
         hours = sorted((r.get("by_hour") or {}).items())[-48:]
@@ -209,19 +357,37 @@ def _label(value):
 
 
 def wp502_report_prometheus(summary, timestamp=None):
-    """The audit as a node_exporter textfile-collector file (Prometheus text format 0.0.4): per host,
-    whether it was audited, its top cause (and confidence), the origin's answers and each 502-class
-    signature count of the window."""
+    """The audit as a node_exporter textfile-collector file (Prometheus text format 0.0.4).
+
+    Host-level, labelled ``host``: whether it was audited, its verdict (its worst site's) and
+    confidence, how many sites it has, each 502-class signature count of the window. Per site,
+    labelled ``host`` and ``site``: its verdict and confidence, whether it fails, and what its
+    origin (and public URL) answered per path."""
     rows = summary.get("rows") or []
+    sites = [s for r in rows for s in r.get("sites") or []]
+
+    def site_labels(s, **extra):
+        return dict({"host": s["host"], "site": s.get("site") or ""}, **extra)
+
     families = [
         ("wp502_audited", "1 when the host was audited, 0 when it was unreachable or its evidence failed.",
          [({"host": r["host"], "status": r["status"]}, 0 if r["status"] in ("unreachable", "failed") else 1) for r in rows]),
-        ("wp502_verdict", "The host's most likely cause of 502s (1 for the cause named).",
+        ("wp502_verdict", "The host's most likely cause of 502s, its worst site's (1 for the cause named).",
          [({"host": r["host"], "cause": r["top_cause"]}, 1) for r in rows if r.get("top_cause")]),
-        ("wp502_verdict_confidence", "Confidence of the top cause, 0 to 1.",
+        ("wp502_verdict_confidence", "Confidence of the host's top cause, 0 to 1.",
          [({"host": r["host"], "cause": r["top_cause"]}, r.get("confidence") or 0) for r in rows if r.get("top_cause")]),
-        ("wp502_origin_status", "HTTP status the origin answered per path (0: no answer).",
-         [({"host": r["host"], "path": path}, status or 0) for r in rows for path, status in sorted((r.get("origin") or {}).items())]),
+        ("wp502_sites", "WordPress sites found on the host.",
+         [({"host": r["host"]}, len(r.get("sites") or [])) for r in rows if r["status"] not in ("unreachable", "failed")]),
+        ("wp502_site_verdict", "The site's most likely cause of 502s (1 for the cause named).",
+         [(site_labels(s, cause=s["top_cause"]), 1) for s in sites if s.get("top_cause")]),
+        ("wp502_site_verdict_confidence", "Confidence of the site's top cause, 0 to 1.",
+         [(site_labels(s, cause=s["top_cause"]), s.get("confidence") or 0) for s in sites if s.get("top_cause")]),
+        ("wp502_site_failing", "1 when the site fails (its origin, or its public URL when one is given), else 0.",
+         [(site_labels(s), 1 if s.get("failing") else 0) for s in sites]),
+        ("wp502_origin_status", "HTTP status the site's origin answered per path (0: no answer).",
+         [(site_labels(s, path=path), status or 0) for s in sites for path, status in sorted((s.get("origin") or {}).items())]),
+        ("wp502_public_status", "HTTP status the site's public URL answered per path (0: no answer).",
+         [(site_labels(s, path=path), status or 0) for s in sites for path, status in sorted((s.get("public") or {}).items())]),
         ("wp502_signature_count", "502-class log signatures counted in the audit window.",
          [({"host": r["host"], "signature": sig}, n) for r in rows for sig, n in sorted((r.get("signatures") or {}).items())]),
     ]
@@ -237,15 +403,128 @@ def wp502_report_prometheus(summary, timestamp=None):
     return "\n".join(out) + "\n"
 
 
+_SITE_ORDER = ("broke", "not_healed", "cdn_only", "planned", "healed", "healthy")
+
+
+def _answer(value):
+    """A probe's answer as the outcome words say it: "502", or "no answer"."""
+    return "no answer" if value in (None, "", 0, "0") else str(value)
+
+
+def _plural(n, word):
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
+def _culprits(names):
+    names = [str(n) for n in names or []]
+    if not names:
+        return ""
+    return " (culprit%s %s)" % ("s" if len(names) > 1 else "", ", ".join(names))
+
+
+def _site_rungs(result, site_id):
+    """The rungs climbed for a site: those naming it (``sites``), or every rung when rungs do not say."""
+    rungs = [x for x in result.get("rungs") or [] if isinstance(x, dict)]
+    return [str(x.get("rung")) for x in rungs if "sites" not in x or site_id in (x.get("sites") or [])]
+
+
+def wp502_emergency_sites(result):
+    """Each site of an emergency result (``result.sites``) with its decided outcome: ``state`` (healed,
+    healthy, not_healed, broke, cdn_only, planned), ``ok`` and a ``line`` naming what happened to it.
+    The answers decide, not the words given: a site that answered before and fails now broke, a site
+    that failed before and answers now healed, whatever its ``state`` said. An empty list without
+    ``sites``."""
+    result = result or {}
+    out = []
+    for given in result.get("sites") or []:
+        if not isinstance(given, dict):
+            continue
+        site = dict(given)
+        sid = str(site.get("site") or site.get("id") or "-")
+        before, after = site.get("answering_before"), site.get("answering_after")
+        if before is None or after is None:
+            state = site.get("state") or "not_healed"
+        elif site.get("state") == "cdn_only":
+            state = "cdn_only"
+        elif before and not after:
+            state = "broke"
+        elif before:
+            state = "healthy"
+        elif after:
+            state = "healed"
+        else:
+            state = "not_healed"
+        if state == "not_healed" and result.get("check_mode"):
+            state = "planned"
+        rungs = _site_rungs(result, sid)
+        if state == "healed":
+            line = "%s by %s%s" % (sid, site.get("healed_by"), _culprits(site.get("culprits"))) if site.get("healed_by") \
+                else "%s answers %s now" % (sid, _answer(site.get("after")))
+        elif state == "healthy":
+            line = "%s answers %s" % (sid, _answer(site.get("after") or site.get("before")))
+        elif state == "broke":
+            line = "%s answered %s before, %s now%s" % (sid, _answer(site.get("before")), _answer(site.get("after")),
+                                                       " after " + ", ".join(rungs) if rungs else "")
+        elif state == "cdn_only":
+            line = "%s fails only through %s%s" % (sid, site.get("cdn") or "its CDN",
+                                                  " (Ray ID %s)" % site["ray_id"] if site.get("ray_id") else "")
+        elif state == "planned":
+            line = "%s fails (%s); would climb %s" % (sid, _answer(site.get("before")), ", ".join(rungs) or "no rung")
+        else:
+            now = _answer(site.get("after") or site.get("before"))
+            line = "%s %s%s" % (sid, "still fails (no answer)" if now == "no answer" else "still answers " + now,
+                                " after " + ", ".join(rungs) if rungs else " (no rung climbed)")
+        site.update(site=sid, state=state, ok=state in ("healed", "healthy"), line=line)
+        out.append(site)
+    return out
+
+
 def wp502_emergency_outcome(result):
     """What happened to a host in an emergency run, decided in one place for every surface (console,
     report, webhook, the wp502 command, the run's exit status): ``{"state", "ok", "line"}``.
 
-    ``ok`` is true only when nothing is left broken on the host: it was healed (the probe after a
-    rung answered) or its origin already answered. A host refused, unreachable, not healed, whose
-    site fails only through its CDN, or only planned for (check mode), is not ok.
+    ``ok`` is true only when nothing is left broken on the host. With ``sites`` (issue #11): every
+    site that failed before answers now and every site that answered before still does; the line
+    names the sites ("healed 2 of 2 failing sites: siteb.test by plugins (culprit x), sitec.test by
+    restart_db"). Without ``sites``: it was healed (the probe after a rung answered) or its origin
+    already answered. A host refused, unreachable, not healed, with a site that broke or fails only
+    through its CDN, or only planned for (check mode), is not ok.
     """
     result = result or {}
+    if result.get("unreachable") or result.get("refused") or not result.get("sites"):
+        return _host_outcome(result)
+    sites = wp502_emergency_sites(result)
+    by = dict((state, [s for s in sites if s["state"] == state]) for state in _SITE_ORDER)
+    failing_before = [s for s in sites if s["state"] in ("healed", "not_healed", "planned")]
+    parts = []
+    stopped = result.get("stopped") or ""
+    if by["not_healed"]:
+        why = " (stopped: %s)" % stopped if stopped not in ("", "healthy", "cdn_only") else ""
+        parts.append("not healed%s: %s" % (why, "; ".join(s["line"] for s in by["not_healed"])))
+    if by["broke"]:
+        parts.append("broke: %s" % "; ".join(s["line"] for s in by["broke"]))
+    if by["planned"]:
+        parts.append("check mode: nothing changed; %s" % "; ".join(s["line"] for s in by["planned"]))
+    if by["cdn_only"]:
+        parts.append("cdn_only: %s" % "; ".join(s["line"] for s in by["cdn_only"]))
+    if by["healed"]:
+        parts.append("healed %d of %s: %s" % (len(by["healed"]), _plural(len(failing_before), "failing site"),
+                                               ", ".join(s["line"] for s in by["healed"])))
+    state = next(st for st in _SITE_ORDER if by[st])
+    if state == "not_healed" and stopped not in ("", "healthy", "cdn_only"):
+        state = "stopped"
+    if state == "healthy":
+        return {"state": "healthy", "ok": True, "line": "stopped: healthy (%s answer%s)" % (
+            _plural(len(sites), "site"), "s" if len(sites) == 1 else "")}
+    ok = state == "healed"
+    line = "; ".join(parts)
+    if not ok and state not in ("cdn_only", "planned") and result.get("next_step"):
+        line += "; next: %s" % result["next_step"]
+    return {"state": state, "ok": ok, "line": line}
+
+
+def _host_outcome(result):
+    """The outcome of a result without ``sites`` (one probed site per host, as before issue #11)."""
     cause = result.get("top_cause") or "unknown"
     stopped = result.get("stopped") or ""
     if result.get("unreachable"):
@@ -283,16 +562,36 @@ def wp502_emergency_html(results, title="wp502 emergency run", when=""):
         esc(title), _CSS), "<h1>%s</h1>" % esc(title)]
     if when:
         out.append('<p class="muted">%s &middot; %d hosts</p>' % (esc(when), len(results)))
-    out.append('<table id="outcomes"><thead><tr><th>host</th><th>top cause</th><th>outcome</th><th>culprits</th>'
-               "<th>journal / undo</th></tr></thead><tbody>")
+    out.append('<table id="outcomes"><thead><tr><th>host</th><th>site</th><th>top cause</th><th>before</th>'
+               "<th>after</th><th>outcome</th><th>healed by</th><th>culprits</th><th>journal / undo</th></tr></thead>")
     for host, given in sorted((results or {}).items()):
         r = given or {}
-        ok = wp502_emergency_outcome(r)["ok"]
-        out.append('<tr data-host="%s"><td>%s</td><td>%s</td><td class="%s">%s</td><td>%s</td><td>%s</td></tr>' % (
-            esc(host), esc(host), esc(r.get("top_cause") or "-"), "healthy" if ok else "bad",
-            esc(wp502_emergency_line(r)), esc(", ".join(r.get("culprits") or [])),
-            esc(" ".join(x for x in (r.get("journal"), r.get("rollback")) if x))))
-    out.append('</tbody></table><h2>Rungs</h2><div id="rungs">')
+        outcome = wp502_emergency_outcome(r)
+        sites = wp502_emergency_sites(r)
+        # One tbody per host: the host's cell (its outcome line) and its journal span its sites.
+        out.append('<tbody class="host" data-host="%s">' % esc(host))
+        undo = esc(" ".join(x for x in (r.get("journal"), r.get("rollback")) if x))
+        if not sites:
+            out.append('<tr data-host="%s"><th scope="rowgroup">%s</th><td>-</td><td>%s</td><td>-</td><td>-</td>'
+                       '<td class="%s">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+                           esc(host), esc(host), esc(r.get("top_cause") or "-"), "healthy" if outcome["ok"] else "bad",
+                           esc(outcome["line"]), esc(str(r.get("healed_by") or "")) if outcome["state"] == "healed" else "",
+                           esc(", ".join(r.get("culprits") or [])), undo))
+        for i, site in enumerate(sites):
+            head = tail = ""
+            if i == 0:
+                head = '<th scope="rowgroup" rowspan="%d">%s<br><span class="%s">%s</span></th>' % (
+                    len(sites), esc(host), "healthy" if outcome["ok"] else "bad", esc(outcome["line"]))
+                tail = '<td rowspan="%d">%s</td>' % (len(sites), undo)
+            out.append('<tr data-host="%s" data-site="%s" data-state="%s"%s>%s<td>%s</td><td>%s</td><td>%s</td><td>%s</td>'
+                       '<td class="%s">%s</td><td>%s</td><td>%s</td>%s</tr>' % (
+                           esc(host), esc(site["site"]), esc(site["state"]), "" if site["ok"] else ' class="failing"', head,
+                           esc(site["site"]), esc(str(site.get("top_cause") or "-")), esc(_answer(site.get("before"))),
+                           esc(_answer(site.get("after"))), "healthy" if site["ok"] else "bad",
+                           esc("%s: %s" % (site["state"], site["line"])), esc(str(site.get("healed_by") or "")),
+                           esc(", ".join(str(c) for c in site.get("culprits") or [])), tail))
+        out.append("</tbody>")
+    out.append('</table><h2>Rungs</h2><div id="rungs">')
     for host, r in sorted((results or {}).items()):
         rungs = (r or {}).get("rungs") or []
         out.append('<figure class="chart" data-host="%s"><figcaption>%s: %s</figcaption>%s<table>' % (
@@ -301,8 +600,9 @@ def wp502_emergency_html(results, title="wp502 emergency run", when=""):
             _hbars([("%s%s" % (x.get("rung"), " (healed)" if x.get("healed") else ""), float(x.get("seconds") or 0))
                     for x in rungs], unit=" s", color="#1f6feb") if rungs else ""))
         for x in rungs:
-            out.append('<tr data-rung="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+            out.append('<tr data-rung="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
                 esc(str(x.get("rung"))), esc(str(x.get("rung"))), "healed" if x.get("healed") else "not healed",
+                esc(", ".join(str(c) for c in x.get("sites") or [])),
                 esc(", ".join(str(c) for c in x.get("origin") or [])), esc(str(x.get("note") or ""))))
         out.append("</table></figure>")
     out.append("</div>")
@@ -318,4 +618,5 @@ class FilterModule:
         return {"wp502_fleet_summary": wp502_fleet_summary, "wp502_report_markdown": wp502_report_markdown,
                 "wp502_report_html": wp502_report_html, "wp502_report_prometheus": wp502_report_prometheus,
                 "wp502_emergency_line": wp502_emergency_line,
-                "wp502_emergency_outcome": wp502_emergency_outcome, "wp502_emergency_html": wp502_emergency_html}
+                "wp502_emergency_outcome": wp502_emergency_outcome, "wp502_emergency_sites": wp502_emergency_sites,
+                "wp502_emergency_html": wp502_emergency_html}

@@ -57,8 +57,9 @@ def test_summary_lists_every_host_and_groups_what_they_share():
 
 def test_markdown_has_a_row_per_host():
     md = rep.wp502_report_markdown(summary(), when="2026-11-23T23:00:00Z")
-    assert "| web1 | audited | slow_plugin (heavy-analytics) | 0.9 |" in md
-    assert "| web5 | unreachable | - |" in md
+    # Older evidence (no "sites"): one row from the host-level fields, its site the WordPress path.
+    assert "| web1 | audited | /var/www/wordpress | **yes** | slow_plugin (heavy-analytics) | 0.9 |" in md
+    assert "| web5 | unreachable | - | - | - |" in md
     assert "## Hosts sharing a suspect" in md
 
 
@@ -122,7 +123,7 @@ def test_prometheus_textfile_is_valid_exposition_format():
     assert samples['wp502_audited{host="web5",status="unreachable"}'] == 0
     assert samples['wp502_verdict{host="web1",cause="slow_plugin"}'] == 1
     assert samples['wp502_verdict_confidence{host="web1",cause="slow_plugin"}'] == 0.9
-    assert samples['wp502_origin_status{host="web1",path="/wp-login.php"}'] == 502
+    assert samples['wp502_origin_status{host="web1",site="/var/www/wordpress",path="/wp-login.php"}'] == 502
     assert samples['wp502_signature_count{host="web2",signature="connect_unavailable"}'] == 12
     assert 'wp502_signature_count{host="web1",signature="max_children"}' not in samples  # zero counts are not listed
     assert samples["wp502_audit_timestamp_seconds"] == 1795480000
@@ -163,3 +164,186 @@ def test_one_decision_says_whether_a_host_is_left_broken(result, state, ok):
     outcome = rep.wp502_emergency_outcome(result)
     assert (outcome["state"], outcome["ok"]) == (state, ok)
     assert outcome["line"] == rep.wp502_emergency_line(result)
+
+
+# ---- sites (issue #11) ---------------------------------------------------------------------------
+
+def probe(*statuses, paths=("/", "/wp-login.php")):
+    return dict((path, {"url": "http://127.0.0.1" + path, "status": st}) for path, st in zip(paths, statuses, strict=True))
+
+
+def site(sid, cause="healthy", failing=False, status=200, confidence=0.9, names=None, public=None, **http):
+    top = {"cause": cause, "confidence": confidence, "evidence": [f"{sid}: why {cause}", "second line"],
+           "rungs": [] if cause == "healthy" else ["plugins"], "site": sid}
+    return {"id": sid, "names": names or [sid, "www." + sid], "docroot": "/var/www/" + sid, "server": "nginx",
+            "pools": [sid.split(".")[0]], "url": f"https://{sid}.example" if public else None,
+            "wordpress": {"path": "/var/www/" + sid}, "verdict": [top], "top_cause": cause, "failing": failing,
+            "http": dict({"origin": probe(status, status), "origin_healthy": not failing},
+                         **({"public": probe(*public)} if public else {}), **http)}
+
+
+def multi_evidence(sites):
+    ev = evidence("healthy")
+    ev["sites"] = sites
+    worst = rep._worst([rep._site_row("h", s) for s in sites])
+    ev["verdict"] = next(s for s in sites if s["id"] == worst["site"])["verdict"]
+    ev["top_cause"] = ev["verdict"][0]["cause"]
+    return ev
+
+
+def test_a_row_per_site_under_its_host_and_the_host_keeps_its_worst_sites_verdict():
+    ev = multi_evidence([site("sitea.test"), site("siteb.test", "slow_plugin", failing=True, status=502, confidence=0.8),
+                         site("sitec.test", "mysql_down", failing=True, status=500, confidence=0.95,
+                              public=(522, 522), cdn="cloudflare", ray_id="8f1c2a3b4d5e6f70-AMS")])
+    s = rep.wp502_fleet_summary({"wp1": {"wp502_evidence_result": ev}}, ["wp1"])
+    (row,) = s["rows"]
+    assert [x["site"] for x in row["sites"]] == ["sitea.test", "siteb.test", "sitec.test"]
+    assert (row["top_cause"], row["site"], row["failing_sites"]) == ("mysql_down", "sitec.test", ["siteb.test", "sitec.test"])
+    b = row["sites"][1]
+    assert (b["host"], b["top_cause"], b["confidence"], b["failing"]) == ("wp1", "slow_plugin", 0.8, True)
+    assert b["names"] == ["siteb.test", "www.siteb.test"] and b["evidence"] == ["siteb.test: why slow_plugin", "second line"]
+    assert b["origin"] == {"/": 502, "/wp-login.php": 502} and "public" not in b and "cdn" not in b
+    c = row["sites"][2]
+    assert (c["public"], c["cdn"], c["ray_id"]) == ({"/": 522, "/wp-login.php": 522}, "cloudflare", "8f1c2a3b4d5e6f70-AMS")
+    assert s["sites"] == 3 and s["site_causes"] == {"healthy": 1, "slow_plugin": 1, "mysql_down": 1}
+    assert s["failing_sites"] == [{"host": "wp1", "site": "siteb.test", "top_cause": "slow_plugin"},
+                                  {"host": "wp1", "site": "sitec.test", "top_cause": "mysql_down"}]
+    assert s["unhealthy"] == ["wp1"]
+    md = rep.wp502_report_markdown(s)
+    assert "| wp1 | audited, 2 of 3 sites failing | sitea.test | no | healthy | 0.9 |" in md
+    assert "|  |  | siteb.test | **yes** | slow_plugin | 0.8 | siteb.test: why slow_plugin; second line |" in md
+    assert "public 522, 522 (cloudflare, Ray ID 8f1c2a3b4d5e6f70-AMS)" in md
+
+
+def test_a_host_whose_evidence_lost_its_verdict_takes_its_worst_site():
+    ev = multi_evidence([site("a.test", "capacity", confidence=0.99), site("b.test", "fpm_down", failing=True, confidence=0.6)])
+    ev["verdict"], ev["top_cause"] = [], None
+    (row,) = rep.wp502_fleet_summary({"wp1": {"wp502_evidence_result": ev}}, ["wp1"])["rows"]
+    # A failing site before an answering one, however confident the answering one's cause.
+    assert (row["top_cause"], row["site"]) == ("fpm_down", "b.test")
+
+
+def test_older_evidence_without_sites_makes_one_row_from_the_host():
+    ev = evidence("fpm_down")
+    ev["wordpress"] = [{"path": "/var/www/wordpress", "host": "wp.example"}]
+    ev["http"]["origin_healthy"] = False
+    (row,) = rep.wp502_fleet_summary({"old": {"wp502_evidence_result": ev}}, ["old"])["rows"]
+    (only,) = row["sites"]
+    assert (only["site"], only["names"], only["failing"], only["top_cause"], only["fallback"]) == (
+        "wp.example", ["wp.example"], True, "fpm_down", True)
+    assert only["origin"] == {"/": 502, "/wp-login.php": 502} and row["failing_sites"] == ["wp.example"]
+    healthy = evidence("healthy")
+    healthy["http"] = {"origin": probe(200, 302)}  # no origin_healthy key: the answers decide
+    assert rep.wp502_fleet_summary({"h": {"wp502_evidence_result": healthy}}, ["h"])["rows"][0]["sites"][0]["failing"] is False
+
+
+def fifteen():
+    sites = [site(f"site{i:02d}.test") for i in range(15)]
+    sites[3] = site("site03.test", "bom", failing=True, status=500)
+    sites[11] = site("site11.test", "pool_saturated", failing=True, status=502, confidence=0.7)
+    small = evidence("healthy")
+    small["http"] = {"origin": probe(200, 200), "origin_healthy": True}
+    return {"agency": {"wp502_evidence_result": multi_evidence(sites)}, "small": {"wp502_evidence_result": small}}
+
+
+def test_fifteen_sites_on_one_host_group_under_one_host_cell():
+    s = rep.wp502_fleet_summary(fifteen(), ["agency", "small"])
+    page = rep.wp502_report_html(s, when="2026-12-01T00:00:00Z")
+    parser = _Collect()
+    parser.feed(page)
+    assert parser.tags.count("tbody") == 2 and parser.tags.count("tr") == 1 + 15 + 1
+    assert page.count('<th scope="rowgroup" rowspan="15">agency</th>') == 1
+    assert page.count('data-host="agency" data-site=') == 15 and page.count('class="failing"') == 2
+    assert "audited, 2 of 15 sites failing" in page and "site-causes" in parser.ids
+    md = rep.wp502_report_markdown(s)
+    assert md.count("| agency |") == 1 and md.count("|  |  | site") == 14
+
+
+def sample_lines(text):
+    return dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+
+
+def test_prometheus_per_site_metrics_carry_a_site_label_and_host_metrics_do_not():
+    ev = multi_evidence([site("sitea.test"), site('we"ird\\site', "slow_plugin", failing=True, status=502),
+                         site("sitec.test", public=(522, 522), cdn="cloudflare")])
+    samples = sample_lines(rep.wp502_report_prometheus(rep.wp502_fleet_summary({"wp1": {"wp502_evidence_result": ev}}, ["wp1"])))
+    assert samples['wp502_verdict{host="wp1",cause="slow_plugin"}'] == "1"  # the host's verdict, host-level
+    assert samples['wp502_sites{host="wp1"}'] == "3"
+    assert samples['wp502_site_verdict{host="wp1",site="sitea.test",cause="healthy"}'] == "1"
+    # A quote and a backslash in a site id are escaped as the exposition format wants.
+    assert samples['wp502_site_failing{host="wp1",site="we\\"ird\\\\site"}'] == "1"
+    assert samples['wp502_origin_status{host="wp1",site="we\\"ird\\\\site",path="/"}'] == "502"
+    assert samples['wp502_site_failing{host="wp1",site="sitea.test"}'] == "0"
+    assert samples['wp502_public_status{host="wp1",site="sitec.test",path="/wp-login.php"}'] == "522"
+    assert not [k for k in samples if k.startswith(("wp502_audited", "wp502_signature_count", "wp502_verdict{")) and "site=" in k]
+
+
+# ---- the emergency, per site -----------------------------------------------------------------------
+
+def em_site(sid, before, after, healed_by=None, culprits=(), state=None, **extra):
+    answering_before, answering_after = str(before).startswith(("2", "3")), str(after).startswith(("2", "3"))
+    return dict({"site": sid, "before": before, "after": after, "answering_before": answering_before,
+                 "answering_after": answering_after, "top_cause": "slow_plugin", "healed_by": healed_by,
+                 "culprits": list(culprits), "state": state or "?"}, **extra)
+
+
+def em(*sites, rungs=("restart_fpm", "plugins"), **extra):
+    return dict({"top_cause": "slow_plugin", "healed_by": None, "healed": False, "culprits": [],
+                 "rungs": [r if isinstance(r, dict) else {"rung": r, "healed": False} for r in rungs],
+                 "sites": list(sites)}, **extra)
+
+
+@pytest.mark.parametrize(("result", "state", "ok", "line"), [
+    (em(em_site("sitea.test", "200", "200"), em_site("siteb.test", "502", "200", "plugins", ["wp502-fault-slow"]),
+        em_site("sitec.test", "500", "200", "restart_db")),
+     "healed", True, "healed 2 of 2 failing sites: siteb.test by plugins (culprit wp502-fault-slow), sitec.test by restart_db"),
+    # The healed site's neighbour still fails: not ok, and named.
+    (em(em_site("siteb.test", "502", "502"), em_site("sitec.test", "500", "200", "restart_db")),
+     "not_healed", False, "not healed: siteb.test still answers 502 after restart_fpm, plugins; "
+                          "healed 1 of 2 failing sites: sitec.test by restart_db"),
+    (em(em_site("siteb.test", "502", "502"), next_step="read the evidence"),
+     "not_healed", False, "not healed: siteb.test still answers 502 after restart_fpm, plugins; next: read the evidence"),
+    # A rung healed B and broke A, which answered before: not ok, whatever A's given state says.
+    (em(em_site("sitea.test", "200", "502", state="healthy"), em_site("siteb.test", "502", "200", "restart_fpm")),
+     "broke", False, "broke: sitea.test answered 200 before, 502 now after restart_fpm, plugins; "
+                     "healed 1 of 1 failing site: siteb.test by restart_fpm"),
+    (em(*(em_site(s, "200", "200") for s in ("a.test", "b.test", "c.test")), rungs=(), stopped="healthy"),
+     "healthy", True, "stopped: healthy (3 sites answer)"),
+    (em(em_site("sitea.test", "200", "200"),
+        em_site("sitec.test", "200", "200", state="cdn_only", cdn="cloudflare", ray_id="8f1c2a3b4d5e6f70-AMS"),
+        rungs=(), stopped="cdn_only"),
+     "cdn_only", False, "cdn_only: sitec.test fails only through cloudflare (Ray ID 8f1c2a3b4d5e6f70-AMS)"),
+    (em(em_site("siteb.test", "502", "502"), rungs=("plugins",), stopped="plugins rung failed: start-limit-hit"),
+     "stopped", False, "not healed (stopped: plugins rung failed: start-limit-hit): siteb.test still answers 502 after plugins"),
+    (em(em_site("siteb.test", "502", "502"), em_site("sitea.test", "200", "200"), check_mode=True),
+     "planned", False, "check mode: nothing changed; siteb.test fails (502); would climb restart_fpm, plugins"),
+    # Rungs that name their sites: a site is said to have been through only its own.
+    (em(em_site("a.test", None, None), em_site("b.test", "200", "200"),
+        rungs=[{"rung": "plugins", "sites": ["b.test"]}, {"rung": "restart_db", "sites": ["a.test"]}]),
+     "not_healed", False, "not healed: a.test still fails (no answer) after restart_db"),
+    # Unreachable and refused come first, as before.
+    (em(em_site("a.test", "502", "502"), unreachable="ssh: timed out"), "unreachable", False, "unreachable: ssh: timed out"),
+])
+def test_an_emergency_with_sites_is_ok_only_when_every_site_answers(result, state, ok, line):
+    outcome = rep.wp502_emergency_outcome(result)
+    assert (outcome["state"], outcome["ok"], outcome["line"]) == (state, ok, line)
+    assert rep.wp502_emergency_line(result) == line
+
+
+def test_each_site_has_its_own_decided_row():
+    rows = rep.wp502_emergency_sites(em(em_site("a.test", "200", "502", state="healthy"),
+                                        em_site("b.test", "502", "200", "plugins", ["x", "y"])))
+    assert [(r["site"], r["state"], r["ok"]) for r in rows] == [("a.test", "broke", False), ("b.test", "healed", True)]
+    assert rows[1]["line"] == "b.test by plugins (culprits x, y)"
+    assert rep.wp502_emergency_sites({"top_cause": "fpm_down"}) == []
+
+
+def test_the_emergency_page_has_a_row_per_site():
+    results = {"wp1": em(em_site("sitea.test", "200", "200"), em_site("siteb.test", "502", "200", "plugins", ["bad"]),
+                         journal="/var/lib/wp502/runs/A"),
+               "wp2": {"top_cause": "oom", "next_step": "add memory", "rungs": []}}
+    page = rep.wp502_emergency_html(results, when="2026-12-01T00:00:00Z")
+    assert page.count("data-site=") == 2 and '<th scope="rowgroup" rowspan="2">wp1<br>' in page
+    assert 'data-site="siteb.test" data-state="healed"' in page and "healed: siteb.test by plugins (culprit bad)" in page
+    assert "healed 1 of 1 failing site: siteb.test by plugins (culprit bad)" in page
+    assert "oom, NOT healed; next: add memory" in page  # a result without sites keeps its one row
