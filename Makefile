@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 N ?= 3
+SITES ?= 1
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -27,8 +28,8 @@ docker: ## install and start a Docker engine when none answers (Debian, root)
 images: venv docker ## build (or reuse) the lab target images
 	$(BIN)/python lab/labctl.py build
 
-lab: venv docker ## start the lab fleet (N hosts, default 3) and write inventories/lab*/
-	$(BIN)/python lab/labctl.py up --hosts $(N)
+lab: venv docker ## start the lab fleet (N hosts, default 3; SITES WordPress sites each, default 1) and write inventories/lab*/
+	$(BIN)/python lab/labctl.py up --hosts $(N) --sites $(SITES)
 
 lab-down: ## remove the lab fleet
 	$(PYTHON) lab/labctl.py down

@@ -83,3 +83,25 @@ def test_cli_refuses_a_remote_target(capsys):
     with pytest.raises(SystemExit):
         burst_mod.main(["--host", "172.17.0.2", "--port", "80"])
     assert "not a loopback address" in capsys.readouterr().err
+
+
+class HostHandler(Handler):
+    def do_GET(self):
+        code = 200 if self.headers.get("Host") == "siteb.test" else 404
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_vhost_names_the_site_in_the_host_header():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostHandler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = srv.server_address[1]
+        assert burst_mod.burst("127.0.0.1", port, ["/"], requests=4, concurrency=2, seconds=10,
+                               vhost="siteb.test")["codes"] == {"200": 4}
+        assert burst_mod.burst("127.0.0.1", port, ["/"], requests=4, concurrency=2, seconds=10)["codes"] == {"404": 4}
+    finally:
+        srv.shutdown()
+        srv.server_close()

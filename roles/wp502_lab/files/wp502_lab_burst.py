@@ -41,10 +41,10 @@ def clamp(requests: int, concurrency: int, seconds: float, spread: float) -> tup
             seconds, max(0.0, min(float(spread), seconds / 2)))
 
 
-def one_request(host: str, port: int, path: str, timeout: float) -> str:
+def one_request(host: str, port: int, path: str, timeout: float, vhost: str | None = None) -> str:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Host": f"{host}:{port}", "User-Agent": "wp502-lab-burst"})
+        conn.request("GET", path, headers={"Host": vhost or f"{host}:{port}", "User-Agent": "wp502-lab-burst"})
         resp = conn.getresponse()
         resp.read()
         return str(resp.status)
@@ -55,7 +55,7 @@ def one_request(host: str, port: int, path: str, timeout: float) -> str:
 
 
 def burst(host: str, port: int, paths: list[str], *, requests: int, concurrency: int, seconds: float,
-          spread: float = 0.0) -> dict:
+          spread: float = 0.0, vhost: str | None = None) -> dict:
     """Send the requests; with ``spread``, their starts are paced evenly over that many seconds."""
     requests, concurrency, seconds, spread = clamp(requests, concurrency, seconds, spread)
     start = time.monotonic()
@@ -74,7 +74,7 @@ def burst(host: str, port: int, paths: list[str], *, requests: int, concurrency:
             return
         with lock:
             sent += 1
-        code = one_request(host, port, paths[i % len(paths)], timeout=left)
+        code = one_request(host, port, paths[i % len(paths)], timeout=left, vhost=vhost)
         with lock:
             codes[code] += 1
 
@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--host", type=loopback_only, default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", action="append", help="path to request (repeatable; default / and /wp-login.php)")
+    parser.add_argument("--vhost", help="the Host header (default HOST:PORT, the default vhost): the site to load")
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock limit (capped at 60)")
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
                         help="pace the request starts evenly over this many seconds (0: all at once)")
     args = parser.parse_args(argv)
     result = burst(args.host, args.port, args.path or ["/", "/wp-login.php"], requests=args.requests,
-                   concurrency=args.concurrency, seconds=args.seconds, spread=args.spread)
+                   concurrency=args.concurrency, seconds=args.seconds, spread=args.spread, vhost=args.vhost)
     json.dump(result, sys.stdout)
     print()
     return 0
