@@ -131,3 +131,113 @@ def test_a_redirect_at_the_origin_is_an_answer():
     # http -> https, or to the canonical host: the origin is up
     assert v.origin_ok({"origin": {"/": {"status": 301, "elapsed": 0.05}, "/wp-login.php": {"status": 200, "elapsed": 0.1}}})
     assert v.diagnose({"http": {"origin": {"/": {"status": 301}}}, "fpm": FPM_UP, "frontend": NGINX})[0]["cause"] == "healthy"
+
+
+# ---- static pools: saturated only on evidence ----------------------------------------------------------
+
+STATIC_POOL = {**POOL, "pm": "static", "workers": 5, "pm.max_children": 5,
+               "status": {"listen_queue": 0, "max_children_reached": 0, "active_processes": 1, "idle_processes": 4}}
+
+
+def test_a_healthy_static_pool_with_all_its_workers_is_healthy():
+    # pm = static always has pm.max_children workers: that is how it is configured, not a full pool
+    causes = v.diagnose({"http": ORIGIN_UP, "fpm": {**FPM_UP, "pools": [STATIC_POOL]}, "frontend": NGINX, "logs": sigs()})
+    assert [c["cause"] for c in causes] == ["healthy"]
+
+
+def test_a_dynamic_pool_at_its_limit_is_still_saturated():
+    causes = v.diagnose({"http": ORIGIN_DOWN, "fpm": {**FPM_UP, "pools": [{**POOL, "workers": 5}]}, "frontend": NGINX,
+                         "logs": sigs()})
+    assert "pool_saturated" in [c["cause"] for c in causes]
+
+
+@pytest.mark.parametrize("evidence", [
+    {"status": {**STATIC_POOL["status"], "listen_queue": 7}},
+    {"status": {**STATIC_POOL["status"], "max_children_reached": 2}},
+    {"logs": sigs(max_children=3)},
+    {"logs": sigs(seems_busy=2)},
+    {"logs": sigs(connect_unavailable=4)},
+    {"status": {**STATIC_POOL["status"], "active_processes": 5, "idle_processes": 0}, "logs": sigs(slow_request=6)},
+], ids=["listen-queue", "max-children-reached", "max-children-log", "seems-busy", "eagain", "all-busy-and-slow"])
+def test_a_static_pool_with_evidence_of_saturation_is_saturated(evidence):
+    pool = {**STATIC_POOL, **({"status": evidence["status"]} if "status" in evidence else {})}
+    causes = v.diagnose({"http": ORIGIN_DOWN, "fpm": {**FPM_UP, "pools": [pool]}, "frontend": NGINX,
+                         "logs": evidence.get("logs", sigs())})
+    assert causes[0]["cause"] in ("pool_saturated", "capacity"), causes
+    assert "pool_saturated" in [c["cause"] for c in causes]
+
+
+def test_slow_requests_alone_on_an_idle_static_pool_are_no_saturation():
+    causes = v.diagnose({"http": ORIGIN_UP, "fpm": {**FPM_UP, "pools": [STATIC_POOL]}, "frontend": NGINX,
+                         "logs": sigs(slow_request=2)})
+    assert "pool_saturated" not in [c["cause"] for c in causes]
+
+
+# ---- the database ----------------------------------------------------------------------------------------
+
+DB_FAILED = {"service": "mariadb", "active": "failed", "socket": "/run/mysqld/mysqld.sock", "socket_exists": False}
+ORIGIN_500 = {"origin": {"/": {"status": 500}, "/wp-login.php": {"status": 500}}}
+WP_DB_DOWN = {"path": "/var/www/wordpress", "config_values": {"db_host": "localhost"},
+              "bom_files": [], "bom_files_unproven": ["wp-content/plugins/old-gallery/gallery.php"],
+              "db": {"reachable": False, "error": "ERROR 2002 (HY000): Can't connect to local server through socket "
+                                                  "'/run/mysqld/mysqld.sock' (2)"}}
+
+
+def test_mariadb_down_is_mysql_down_with_its_rung_and_no_bom():
+    causes = v.diagnose({"http": ORIGIN_500, "fpm": FPM_UP, "frontend": NGINX, "logs": sigs(),
+                         "host": {"database": DB_FAILED}, "wordpress": [WP_DB_DOWN], "db": WP_DB_DOWN["db"]})
+    top = causes[0]
+    assert (top["cause"], top["rungs"]) == ("mysql_down", ["restart_db"])
+    assert top["confidence"] == v.MYSQL_DOWN_SERVICE and top["next_step"]
+    assert any("mariadb is failed" in e for e in top["evidence"])
+    assert any("ERROR 2002" in e for e in top["evidence"])
+    # plugins cannot be read from a database that is down: a BOM in a plugin file proves nothing
+    assert "bom" not in [c["cause"] for c in causes]
+    assert top["bom_files_unproven"] == ["wp-content/plugins/old-gallery/gallery.php"]
+    assert any("cannot be proven loaded" in e for e in top["evidence"])
+
+
+@pytest.mark.parametrize("error", [
+    "ERROR 2002 (HY000): Can't connect to local MySQL server through socket '/var/run/mysqld/mysqld.sock' (2)",
+    "ERROR 2003 (HY000): Can't connect to MySQL server on '127.0.0.1:3306' (111 \"Connection refused\")",
+    "ERROR 2013 (HY000): Lost connection to server at 'handshake: reading initial communication packet', system error: 0",
+    "ERROR 1040 (08004): Too many connections",
+])
+def test_a_local_database_that_refuses_connections_is_mysql_down(error):
+    db = {"reachable": False, "error": error}
+    causes = v.diagnose({"http": ORIGIN_500, "fpm": FPM_UP, "frontend": NGINX, "db": db,
+                         "host": {"database": {"service": "mariadb", "active": "active"}},
+                         "wordpress": [{"path": "/var/www/wordpress", "config_values": {"db_host": "127.0.0.1:3306"}}]})
+    assert (causes[0]["cause"], causes[0]["rungs"]) == ("mysql_down", ["restart_db"])
+
+
+def test_access_denied_is_credentials_not_a_restart():
+    db = {"reachable": False, "error": "ERROR 1045 (28000): Access denied for user 'wp'@'localhost' (using password: YES)"}
+    causes = v.diagnose({"http": ORIGIN_500, "fpm": FPM_UP, "frontend": NGINX, "db": db,
+                         "host": {"database": {"service": "mariadb", "active": "active"}}})
+    assert (causes[0]["cause"], causes[0]["rungs"]) == ("db_access_denied", [])
+    assert "mysql_down" not in [c["cause"] for c in causes]
+
+
+def test_a_remote_database_down_gets_no_local_restart():
+    db = {"reachable": False, "error": "ERROR 2003 (HY000): Can't connect to MySQL server on 'db1.internal' (110)"}
+    causes = v.diagnose({"http": ORIGIN_500, "fpm": FPM_UP, "frontend": NGINX, "db": db,
+                         "host": {"database": DB_FAILED},  # this host's own MariaDB is not the site's
+                         "wordpress": [{"path": "/var/www/wordpress", "config_values": {"db_host": "db1.internal"}}]})
+    assert (causes[0]["cause"], causes[0]["rungs"]) == ("mysql_down", [])
+    assert "db1.internal" in causes[0]["next_step"]
+
+
+@pytest.mark.parametrize(("db_host", "local"), [(None, True), ("localhost", True), ("127.0.0.1:3307", True),
+                                                ("localhost:/run/mysqld/mysqld.sock", True), ("[::1]:3306", True),
+                                                ("db1.internal", False), ("10.0.0.5:3306", False)])
+def test_db_is_local(db_host, local):
+    assert v.db_is_local(db_host) is local
+
+
+def test_proven_bom_files_still_make_a_bom_cause():
+    wp = {"path": "/var/www/wordpress", "bom_files": ["wp-config.php"], "bom_files_inactive": ["wp-content/plugins/x/x.php"]}
+    causes = v.diagnose({"http": ORIGIN_DOWN, "fpm": FPM_UP, "frontend": NGINX, "logs": sigs(invalid_header=2),
+                         "wordpress": [wp]})
+    bom = next(c for c in causes if c["cause"] == "bom")
+    assert bom["files"] == ["wp-config.php"]
