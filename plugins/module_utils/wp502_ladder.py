@@ -3,6 +3,9 @@
 # MIT License (see LICENSE)
 """Decisions of the emergency ladder, as pure functions (standard library only).
 
+:func:`plan_ladder` orders the rungs for the failing sites of a host, from each one's top cause;
+:func:`judge` tells, from every site's answer before and after, whether the host healed and which site broke.
+
 :func:`find_culprits` finds the plugins to leave out by bisection, given a ``probe(active) -> bool``
 that activates exactly ``active`` (in order) and tells whether the site healed. For one culprit among
 n plugins it needs at most ceil(log2 n) + 1 probes (the seed's batches of five need about n/5 + 5).
@@ -11,6 +14,8 @@ n plugins it needs at most ceil(log2 n) + 1 probes (the seed's batches of five n
 from __future__ import absolute_import, division, print_function
 
 import math
+
+from ansible.module_utils.wp502_verdict import HOST_RUNGS, RUNGS
 
 __metaclass__ = type
 
@@ -71,3 +76,92 @@ def find_culprits(plugins, probe, max_probes=None):
     if not confirmed and len(trail) < budget:
         confirmed = ask(good)
     return {"culprits": culprits, "probes": len(trail), "trail": trail, "complete": bool(confirmed)}
+
+
+def _top(site):
+    verdict = site.get("verdict") or []
+    if verdict:
+        return verdict[0].get("cause"), list(verdict[0].get("rungs") if "rungs" in verdict[0]
+                                              else RUNGS.get(verdict[0].get("cause"), []))
+    cause = site.get("top_cause")
+    return cause, list(RUNGS.get(cause, []))
+
+
+def plan_ladder(sites, enabled=None):
+    """The rungs to climb for a host's failing sites:
+    ``[{"rung", "sites": [ids], "cause", "scope": "host"|"site", "services"?}]``.
+
+    Built from each failing site's TOP cause's rungs only (its verdict's first entry, or RUNGS[top_cause]).
+    A host rung (HOST_RUNGS: reload_fpm, restart_fpm, restart_db) is one item listing every site it serves,
+    with the FPM services of those sites under ``services`` for the FPM rungs; a site rung (plugins, bom,
+    pool_limits, frontend) is one item per site. ``enabled`` (rung names) drops the others.
+
+    Order: each site's rungs keep their cause's order (RUNGS); across sites, earlier steps come first (all
+    first steps, then all second steps...), host rungs before site rungs at the same step, then sites in the
+    order given; a shared host rung takes the place of its earliest use. Deterministic for the same input.
+    """
+    allowed = None if enabled is None else set(enabled)
+    items = {}  # key -> item
+    rank = {}  # key -> (step, host first, site order, rung order within the site)
+    chains = []
+    for order, site in enumerate(s for s in sites or [] if s and s.get("failing")):
+        cause, rungs = _top(site)
+        chain = []
+        for step, rung in enumerate(r for r in rungs if allowed is None or r in allowed):
+            host = rung in HOST_RUNGS
+            key = ("host", rung) if host else ("site", rung, site["id"])
+            item = items.get(key)
+            if item is None:
+                item = items[key] = {"rung": rung, "sites": [], "cause": cause, "scope": "host" if host else "site"}
+                rank[key] = (step, 0 if host else 1, order, len(chain))
+            else:
+                rank[key] = min(rank[key], (step, 0 if host else 1, order, len(chain)))
+            if site["id"] not in item["sites"]:
+                item["sites"].append(site["id"])
+            if host and rung != "restart_db":
+                services = item.setdefault("services", [])
+                services.extend(s for s in site.get("fpm_services") or [] if s not in services)
+            chain.append(key)
+        chains.append(chain)
+    # A stable topological order: every chain's order holds; ties broken by rank.
+    after = dict((k, set()) for k in items)
+    before_count = dict((k, 0) for k in items)
+    for chain in chains:
+        for i in range(1, len(chain)):
+            a, b = chain[i - 1], chain[i]
+            if b not in after[a]:
+                after[a].add(b)
+                before_count[b] += 1
+    ready = sorted((k for k in items if before_count[k] == 0), key=lambda k: rank[k])
+    ordered = []
+    while ready:
+        key = ready.pop(0)
+        ordered.append(key)
+        for nxt in after[key]:
+            before_count[nxt] -= 1
+            if before_count[nxt] == 0:
+                ready.append(nxt)
+        ready.sort(key=lambda k: rank[k])
+    # Chains that contradict each other (not possible with today's RUNGS) keep the rank order.
+    ordered += sorted((k for k in items if k not in ordered), key=lambda k: rank[k])
+    return [items[k] for k in ordered]
+
+
+def judge(before, after):
+    """Did the host heal? ``before`` / ``after`` map site id -> answering (bool).
+
+    Returns ``{healed, answering, failing, fixed, broke}`` (id lists in the order of ``before``, then sites
+    only seen after): ``fixed`` failed before and answers now, ``broke`` answered before and fails now (a site
+    missing from ``after`` fails). ``healed``: every site that failed answers now and every site that
+    answered still does.
+    """
+    before = dict(before or {})
+    after = dict(after or {})
+    ids = list(before) + [i for i in after if i not in before]
+    now = dict((i, bool(after.get(i))) for i in ids)
+    answering = [i for i in ids if now[i]]
+    failing = [i for i in ids if not now[i]]
+    fixed = [i for i in ids if i in before and not before[i] and now[i]]
+    broke = [i for i in ids if i in before and before[i] and not now[i]]
+    healed = all(now[i] for i in before if not before[i]) and not broke
+    return {"healed": healed, "answering": answering, "failing": failing, "fixed": fixed, "broke": broke}
