@@ -167,6 +167,13 @@ def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
     }
 
 
+def wp502_site_verdicts(summary):
+    """The sites of an audit's summary in brief, for set_stats and the wp502 command:
+    ``{host: [{"site", "top_cause", "failing"}]}`` (a host not audited has none)."""
+    return dict((r["host"], [{"site": s.get("site"), "top_cause": s.get("top_cause"), "failing": bool(s.get("failing"))}
+                             for s in r.get("sites") or []]) for r in (summary or {}).get("rows") or [])
+
+
 def _mib(value):
     return "%d MiB" % (value // (1024 * 1024)) if value else "-"
 
@@ -615,7 +622,8 @@ class FilterModule:
     """wp502 report filters."""
 
     def filters(self):
-        return {"wp502_fleet_summary": wp502_fleet_summary, "wp502_report_markdown": wp502_report_markdown,
+        return {"wp502_fleet_summary": wp502_fleet_summary, "wp502_site_verdicts": wp502_site_verdicts,
+                "wp502_report_markdown": wp502_report_markdown,
                 "wp502_report_html": wp502_report_html, "wp502_report_prometheus": wp502_report_prometheus,
                 "wp502_emergency_line": wp502_emergency_line,
                 "wp502_emergency_outcome": wp502_emergency_outcome, "wp502_emergency_sites": wp502_emergency_sites,

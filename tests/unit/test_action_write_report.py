@@ -1,4 +1,4 @@
-"""The wp502_write_report action plugin through ansible-playbook on the controller: nested files,
+"""The wp502_write_report action plugin and the wp502_report role through ansible-playbook on the controller: nested files,
 check mode still writes, odd names refused with a clear message."""
 
 from __future__ import annotations
@@ -33,3 +33,47 @@ def test_names_outside_the_directory_are_refused(tmp_path):
     proc = play(tmp_path, {"../escape.txt": "x"})
     assert proc.returncode != 0 and "must be relative paths inside dir" in proc.stdout
     assert not (tmp_path / "out" / "escape.txt").exists()
+
+
+def test_the_report_role_writes_a_row_per_site(tmp_path):
+    """The wp502_report role end to end on the controller: summary.json, summary.md, report.html and
+    wp502.prom from evidence with three sites, one failing behind a CDN with an odd id."""
+    site = {"names": ["x"], "docroot": "/var/www/x", "server": "nginx", "pools": ["x"], "wordpress": {"path": "/var/www/x"}}
+    ok = {"origin": {"/": {"status": 200}, "/wp-login.php": {"status": 200}}, "origin_healthy": True}
+    bad = {"origin": {"/": {"status": 502}, "/wp-login.php": {"status": 502}}, "origin_healthy": False}
+    cause = {"cause": "slow_plugin", "confidence": 0.8, "evidence": ["slow: heavy-analytics 31 s"], "rungs": ["plugins"],
+             "site": 'b"ad\\site'}
+    sites = [dict(site, id="sitea.test", verdict=[{"cause": "healthy", "confidence": 0.9}], top_cause="healthy",
+                  failing=False, http=ok),
+             dict(site, id='b"ad\\site', verdict=[cause], top_cause="slow_plugin", failing=True, http=bad),
+             dict(site, id="sitec.test", verdict=[{"cause": "healthy", "confidence": 0.9}], top_cause="healthy",
+                  failing=True, http=dict(ok, public={"/": {"status": 522}}, cdn="cloudflare", ray_id="8f1c-AMS"))]
+    evidence = {"sites": sites, "verdict": [cause], "top_cause": "slow_plugin", "fpm": {"pools": [{"name": "x"}]},
+                "wordpress": [s["wordpress"] for s in sites], "http": bad, "logs": {}}
+    book = tmp_path / "report.yml"
+    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "evidence", "ansible.builtin.set_fact": {"wp502_evidence_result": evidence}},
+        {"name": "report", "ansible.builtin.include_role": {"name": "wp502_report"},
+         "vars": {"wp502_report_hosts": ["localhost"], "wp502_report_dir": str(tmp_path / "reports")}}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_SHOW_CUSTOM_STATS="1",
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(book)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    # set_stats (what AWX and the wp502 command read): each host's sites in brief.
+    stats = json.loads(proc.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().splitlines()[0])["wp502_audit"]
+    assert stats["sites"]["localhost"][1] == {"site": 'b"ad\\site', "top_cause": "slow_plugin", "failing": True}
+    (run,) = (tmp_path / "reports").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    (row,) = summary["rows"]
+    assert (row["top_cause"], row["site"]) == ("slow_plugin", 'b"ad\\site')
+    assert [(s["site"], s["failing"], s["top_cause"]) for s in row["sites"]] == [
+        ("sitea.test", False, "healthy"), ('b"ad\\site', True, "slow_plugin"), ("sitec.test", True, "healthy")]
+    assert row["sites"][2]["ray_id"] == "8f1c-AMS" and row["sites"][1]["evidence"] == ["slow: heavy-analytics 31 s"]
+    assert summary["failing_sites"] == [{"host": "localhost", "site": 'b"ad\\site', "top_cause": "slow_plugin"},
+                                        {"host": "localhost", "site": "sitec.test", "top_cause": "healthy"}]
+    prom = (run / "wp502.prom").read_text()
+    assert 'wp502_site_failing{host="localhost",site="b\\"ad\\\\site"} 1' in prom
+    assert 'wp502_verdict{host="localhost",cause="slow_plugin"} 1' in prom
+    assert "| localhost | audited, 2 of 3 sites failing | sitea.test | no | healthy |" in (run / "summary.md").read_text()
+    assert (run / "report.html").read_text().count("data-site=") == 3
