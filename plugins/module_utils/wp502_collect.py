@@ -46,18 +46,35 @@ from ansible.module_utils.wp502_host import (
     which,
     workers_by_pool,
 )
-from ansible.module_utils.wp502_http import healthy, probe_paths
+from ansible.module_utils.wp502_http import probe_paths, probe_sites
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
+from ansible.module_utils.wp502_sites import build_sites, origin_endpoint, resolve_php_path, wp_multisite
 from ansible.module_utils.wp502_verdict import diagnose, norm_addr
 from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug
 from ansible.module_utils.wp502_wpdb import mysql_argv
 
+try:  # the per-site verdict (issue #11); before it exists the host is judged as one site, as it was
+    from ansible.module_utils.wp502_verdict import diagnose_sites
+except ImportError:
+    diagnose_sites = None
+
 __metaclass__ = type
+
+__all__ = ["Collector", "origin_endpoint", "split_loaded"]  # origin_endpoint lives in wp502_sites now
 
 FPM_CONFIGS = ("/etc/php/*/fpm/php-fpm.conf", "/etc/php-fpm.conf", "/etc/opt/remi/php*/php-fpm.conf",
                "/usr/local/etc/php-fpm.conf", "/etc/php*/php-fpm.conf")
 APACHE_CONFIGS = ("/etc/apache2/apache2.conf", "/etc/apache2/sites-enabled/*", "/etc/apache2/conf-enabled/*.conf",
                   "/etc/httpd/conf/httpd.conf", "/etc/httpd/conf.d/*.conf")
+# Where MySQL/MariaDB read their options, in the order they read them (the last socket= wins).
+MYCNF = ("/etc/my.cnf", "/etc/my.cnf.d/*.cnf", "/etc/mysql/my.cnf", "/etc/mysql/conf.d/*.cnf",
+         "/etc/mysql/mariadb.conf.d/*.cnf", "/etc/mysql/mysql.conf.d/*.cnf")
+DEFAULT_DB_SOCKET = "/run/mysqld/mysqld.sock"
+DB_UNITS = ("mariadb", "mysql", "mysqld")
+# WordPress's drop-ins: files of wp-content it loads by name when they exist.
+DROPINS = ("advanced-cache.php", "object-cache.php", "db.php", "db-error.php", "install.php", "maintenance.php",
+           "php-error.php", "fatal-error-handler.php", "sunrise.php", "blog-deleted.php", "blog-inactive.php",
+           "blog-suspended.php")
 _ACCESS_502 = re.compile(rb'\[(\d\d)/(\w{3})/(\d{4}):(\d\d):\d\d:\d\d [^\]]*\] "[^"\n]*" (50[234]) ')
 _MONTHS = dict((m, i) for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                                               "Nov", "Dec"), 1))
@@ -237,6 +254,9 @@ class Collector:
                 override = settings["php_admin"].get("php_admin_value[max_execution_time]") or \
                     settings["php_admin"].get("php_value[max_execution_time]")
                 settings["max_execution_time"] = int(override) if override and str(override).isdigit() else max_exec
+                # the pool's own PHP error log (ISPConfig, Plesk and per-site pools set one), read with the others
+                settings["error_log"] = settings["php_admin"].get("php_admin_value[error_log]") or \
+                    settings["php_admin"].get("php_value[error_log]")
                 if settings["socket_exists"] and settings.get("pm.status_path"):
                     settings["status"] = fpm_status(listen, settings["pm.status_path"], timeout=2.0)
                 pools.append(settings)
@@ -293,12 +313,7 @@ class Collector:
                                 "binary": nginx,
                                 # the files the front-end rung edits, found by the parser it edits with
                                 "fastcgi_files": nginx_fastcgi_files(dump)}
-                for srv in parsed["servers"]:
-                    out["servers"].append({"kind": "nginx", "names": srv["server_names"], "root": srv["root"],
-                                           "listen": srv["listen"], "error_log": srv["error_log"],
-                                           "access_log": srv["access_log"], "upstreams": srv["fastcgi_pass"],
-                                           "read_timeout": srv["fastcgi_read_timeout"],
-                                           "buffer_size": srv["fastcgi_buffer_size"]})
+                out["servers"].extend(nginx_servers(parsed))
             elif rc != TIMED_OUT_RC:  # (a timeout is in errors already)
                 self._error("nginx -T", (err or dump).strip()[-300:])
         if apache:
@@ -313,71 +328,94 @@ class Collector:
             if os.path.exists("/etc/apache2/envvars"):
                 envvars = parse_envvars(self._read("/etc/apache2/envvars"))
             envvars.setdefault("APACHE_LOG_DIR", "/var/log/apache2" if os.path.isdir("/var/log/apache2") else "/var/log/httpd")
-            parsed = parse_apache(files)
+            parsed = parse_apache(files, include=self._apache_include)
             unit = "apache2" if "apache2" in states else "httpd"
             out["apache"] = {"active": (states.get(unit) or {}).get("active"), "binary": apache, "unit": unit,
                              "fastcgi_files": [f for f, text in files
                                                if re.search(r"^\s*<VirtualHost", text, re.M | re.I)
                                                and re.search(r"proxy:(unix|fcgi)|fcgi://", text, re.I)]}
-            main_error = expand_apache_vars(parsed["global"].get("ErrorLog"), envvars)
-            for vh in parsed["vhosts"]:
-                out["servers"].append({"kind": "apache", "names": vh["server_names"], "root": vh["document_root"],
-                                       "listen": [vh["address"]],
-                                       "error_log": expand_apache_vars(vh["error_log"], envvars) or main_error,
-                                       "access_log": expand_apache_vars(vh["access_log"], envvars),
-                                       "upstreams": vh["php_backends"], "read_timeout": vh["effective_proxy_timeout"],
-                                       "buffer_size": None})
+            out["servers"].extend(apache_servers(parsed, envvars))
         active = [k for k in ("nginx", "apache") if (out.get(k) or {}).get("active") == "active"]
         out["kind"] = active[0] if active else ("nginx" if nginx else "apache" if apache else None)
         out["active"] = bool(active)
         out["upstreams"] = sorted(set(u for s in out["servers"] if s["kind"] == out["kind"] for u in s["upstreams"]))
         return out
 
+    def _apache_include(self, pattern):
+        """``Include``/``IncludeOptional`` of an Apache config: ``[(path, text)]``, relative to its ServerRoot."""
+        pattern = pattern.strip().strip('"')
+        if not pattern.startswith("/"):
+            root = "/etc/apache2" if os.path.isdir("/etc/apache2") else "/etc/httpd"
+            pattern = os.path.join(root, pattern)
+        out = []
+        for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+            if os.path.isdir(path):
+                out.extend(self._apache_include(os.path.join(path, "*")))
+            elif os.path.isfile(path):
+                try:
+                    out.append((path, self._read(path)))
+                except (IOError, OSError) as exc:
+                    self._error("apache", "%s: %s" % (path, exc))
+        return out
+
     # ---- WordPress -------------------------------------------------------------------------
-    def find_sites(self, servers):
-        roots = []
-        for given in self.sites_given:
-            roots.append((given.get("path"), given.get("host"), given.get("url"), None))
-        if not roots:
-            for srv in servers:
-                root = srv.get("root")
-                if root and root not in [r[0] for r in roots]:
-                    names = [n for n in srv.get("names") or [] if n not in ("_", "localhost", "") and "*" not in n]
-                    roots.append((root, names[0] if names else None, None, srv))
-        sites = []
-        for root, host, url, srv in roots:
-            if not root:
-                continue
+    def find_sites(self, front, pools):
+        """The site map (wp502_sites.build_sites) of the active front-end, each site with its wp-config.php
+        (in the docroot or one level up) under ``_config``. Discovered docroots without one are not
+        WordPress: they leave the map and are listed in ``front["not_wordpress"]``; a given site stays."""
+        sites = build_sites(front.get("servers") or [], pools, self.sites_given, front.get("kind"))
+        kept, other = [], []
+        for site in sites:
+            root = site.get("docroot")
             config = None
-            for candidate in (os.path.join(root, "wp-config.php"), os.path.join(os.path.dirname(root.rstrip("/")), "wp-config.php")):
+            for candidate in ((os.path.join(root, "wp-config.php"), os.path.join(os.path.dirname(root.rstrip("/")), "wp-config.php"))
+                              if root else ()):
                 if os.path.isfile(candidate):
                     config = candidate
                     break
-            if config:
-                sites.append({"path": root, "config": config, "host": host, "url": url,
-                              "listen": (srv or {}).get("listen") or [], "access_log": (srv or {}).get("access_log")})
-        return sites
+            site["_config"] = config
+            if config or site.get("given"):
+                kept.append(site)
+            else:
+                other.append({"id": site["id"], "docroot": root, "names": site["names"]})
+        front["not_wordpress"] = other
+        return kept
 
     def wordpress(self, site):
+        """A site's WordPress, read without running PHP: ``(entry, cfg, password)``."""
+        root = site["docroot"].rstrip("/") or "/"
         try:
-            cfg = parse_wp_config(self._read(site["config"]))
+            text = self._read(site["_config"])
         except (IOError, OSError) as exc:
             self._error("wp-config", exc)
-            cfg = {}
+            text = ""
+        cfg = parse_wp_config(text)
         password = cfg.pop("db_password", None)
         if isinstance(password, str):
             self.secrets.append(password)
-        out = {"path": site["path"], "config": site["config"], "host": site["host"],
+        config_dir = os.path.dirname(site["_config"])
+        out = {"path": root, "config": site["_config"], "host": site.get("probe_host"),
                "config_values": dict((k, v) for k, v in cfg.items()),
                "table_prefix": cfg.get("table_prefix") if isinstance(cfg.get("table_prefix"), str) else "wp_"}
-        content = os.path.join(site["path"], "wp-content")
-        if isinstance(cfg.get("wp_content_dir"), str):
-            content = cfg["wp_content_dir"]
+        out.update(wp_multisite(text))
+        # ABSPATH: where wp-settings.php is (the docroot, or a core subdirectory such as Bedrock's web/wp)
+        core = next((d for d in [root, *sorted(os.path.join(root, x) for x in _listdir(root))]
+                     if os.path.isfile(os.path.join(d, "wp-settings.php"))), root)
+        content = resolve_php_path(cfg.get("wp_content_dir"), config_dir, core)
+        if cfg.get("wp_content_dir") is not None and content is None:
+            self._error("wp-config", "WP_CONTENT_DIR %r in %s is only known when PHP runs: wp-content assumed"
+                        % (cfg["wp_content_dir"], site["_config"]))
+        content = os.path.normpath(content or os.path.join(core, "wp-content"))
+        out["content_dir"] = content
+        out["core_rel"] = _rel(core, root)
+        out["content_rel"] = _rel(content, root)
+        out["config_rel"] = _rel(site["_config"], root)
         out["plugins"] = self._plugins(os.path.join(content, "plugins"))
         out["mu_plugins"] = sorted(os.path.basename(p) for p in glob.glob(os.path.join(content, "mu-plugins", "*.php")))
         out["themes"] = sorted(d for d in _listdir(os.path.join(content, "themes")) if os.path.isdir(os.path.join(content, "themes", d)))
+        out["dropins"] = sorted(d for d in DROPINS if os.path.isfile(os.path.join(content, d)))
         if self.scan_files:
-            out.update(self._scan_php(site["path"]))
+            out.update(self._scan_php(root, extra=[d for d in (content, site["_config"]) if not _under(d, root)]))
         out["debug_log"] = self._debug_log(os.path.join(content, "debug.log"))
         return out, cfg, password
 
@@ -401,32 +439,29 @@ class Collector:
                                 "file": os.path.relpath(main, plugin_dir), "version": version.group(1) if version else None})
         return plugins
 
-    def _scan_php(self, root):
+    def _scan_php(self, root, extra=()):
+        """PHP files of a site that start with a BOM or whitespace, and those changed recently, named relative
+        to ``root``; ``extra`` are a wp-content directory and a wp-config.php outside it (named ``../...``)."""
         bom, whitespace, recent = [], [], []
         cutoff = self.now - self.recent_days * 86400
         seen = 0
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if d not in ("uploads", "cache", "node_modules", ".git", "upgrade")]
-            for name in filenames:
-                if not name.endswith(".php"):
-                    continue
-                seen += 1
-                if seen > self.max_php_files:
-                    self._error("php files", "more than %d PHP files under %s: the rest were not checked" % (self.max_php_files, root))
-                    return {"bom_files": bom, "whitespace_files": whitespace, "recent_files": recent[:50],
-                            "recent_count": len(recent), "php_files_checked": seen - 1}
-                path = os.path.join(dirpath, name)
-                issue = php_file_head_issue(_head_bytes(path, 16))
-                rel = os.path.relpath(path, root)
-                if issue == "bom":
-                    bom.append(rel)
-                elif issue == "whitespace":
-                    whitespace.append(rel)
-                try:
-                    if os.stat(path).st_mtime >= cutoff:
-                        recent.append(rel)
-                except OSError:
-                    pass
+        for path in _php_files(root, extra):
+            seen += 1
+            if seen > self.max_php_files:
+                self._error("php files", "more than %d PHP files under %s: the rest were not checked" % (self.max_php_files, root))
+                return {"bom_files": bom, "whitespace_files": whitespace, "recent_files": sorted(recent)[:50],
+                        "recent_count": len(recent), "php_files_checked": seen - 1}
+            issue = php_file_head_issue(_head_bytes(path, 16))
+            rel = os.path.relpath(path, root)
+            if issue == "bom":
+                bom.append(rel)
+            elif issue == "whitespace":
+                whitespace.append(rel)
+            try:
+                if os.stat(path).st_mtime >= cutoff:
+                    recent.append(rel)
+            except OSError:
+                pass
         return {"bom_files": bom, "whitespace_files": whitespace, "recent_files": sorted(recent)[:50],
                 "recent_count": len(recent), "php_files_checked": seen}
 
@@ -451,7 +486,7 @@ class Collector:
                 "attribution": attribution}
 
     # ---- database --------------------------------------------------------------------------
-    def database(self, cfg, password, prefix):
+    def database(self, cfg, password, prefix, multisite=False):
         client = self._which("mariadb", "mysql")
         if not client:
             return {"reachable": None, "error": "no mysql or mariadb client on the host"}
@@ -472,7 +507,9 @@ class Collector:
             "FROM information_schema.PROCESSLIST WHERE COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump') AND TIME >= 5",
             "SELECT '##slowlog', @@slow_query_log, @@slow_query_log_file, @@long_query_time",
             "SELECT '##theme', option_name, option_value FROM %soptions WHERE option_name IN ('template', 'stylesheet')" % p,
-        ]) + ";"
+        ] + ([  # network-active plugins load on every site of a network (the table exists on a multisite only)
+            "SELECT '##sitewide', meta_value FROM %ssitemeta WHERE meta_key = 'active_sitewide_plugins' AND site_id = 1" % p,
+        ] if multisite else [])) + ";"
         env = {"MYSQL_PWD": password} if isinstance(password, str) else None
         rc, out, err = self._cmd([*argv, "-e", sql], env=env, timeout=20)
         if rc != 0:
@@ -493,6 +530,8 @@ class Collector:
             elif tag == "##long" and len(cols) > 5:
                 res["long_running"].append({"id": cols[1], "user": cols[2], "command": cols[3], "time": int(cols[4]),
                                             "info": normalize_query(cols[5])})
+            elif tag == "##sitewide" and len(cols) > 1:
+                res["active_sitewide_plugins"] = php_unserialize_strings(cols[1].replace("\\\\", "\\"))["values"]
             elif tag == "##theme" and len(cols) > 2:
                 res.setdefault("themes", {})[cols[1]] = cols[2]
             elif tag == "##slowlog" and len(cols) > 3:
@@ -555,6 +594,32 @@ class Collector:
         result["files"] = sorted(seen)
         return result
 
+    # ---- database service ---------------------------------------------------------------------
+    def database_service(self):
+        """The host's MariaDB/MySQL: ``{service, active, socket, socket_exists}`` (service None when no unit)."""
+        states = self.unit_states(list(DB_UNITS))
+        service = next((u for u in DB_UNITS if u in states), None)
+        texts = []
+        for pattern in MYCNF:
+            for path in sorted(glob.glob(pattern)):
+                texts.append(_safe_read(path))
+        sock = mycnf_socket(texts)
+        return {"service": service, "active": (states.get(service) or {}).get("active") if service else None,
+                "socket": sock, "socket_exists": os.path.exists(sock)}
+
+    # ---- HTTP, every site at once -----------------------------------------------------------------
+    def probe_all(self, sites):
+        """Every site asked at its origin (its Host header, port and scheme) and its public URL, concurrently
+        within one deadline: each site's ``http``, and ``evidence["probe"]``."""
+        targets = [{"id": s["id"], "host": s.get("probe_host"), "port": s.get("port") or 80, "scheme": s.get("scheme") or "http",
+                    "url": s.get("url")} for s in sites]
+        res = probe_sites(targets, self.probe_timeout, cookie_paths=self.cookie_paths) if targets else \
+            {"sites": {}, "skipped": [], "seconds": 0.0}
+        for site in sites:
+            site["http"] = res["sites"].get(site["id"]) or {}
+        return {"sites": len(sites), "probed": len(sites) - len(res["skipped"]), "skipped": res["skipped"],
+                "seconds": res["seconds"]}
+
     # ---- everything --------------------------------------------------------------------------
     def collect(self):
         started = time.time()
@@ -564,33 +629,34 @@ class Collector:
         fpm = self.fpm(processes, mem, mysql_rss)
         front = self.frontend()
         self.timeouts(fpm, front)
-        sites = self.find_sites(front["servers"])
-        # The origin is asked first: what it answers now, before the slower reads below.
-        http = {}
+        sites = self.find_sites(front, fpm["pools"])
+        # The origins are asked first: what they answer now, before the slower reads below.
+        probe = {"sites": len(sites), "probed": 0, "skipped": [], "seconds": 0.0}
         if self.probe_enabled:
-            site = sites[0] if sites else {"host": None, "listen": []}
-            port, scheme = origin_endpoint(site.get("listen") or [])
-            http["origin"] = self.probe(site.get("host"), port=port, scheme=scheme)
-            http["origin_healthy"] = healthy(http["origin"], self.probe_timeout, cookie_paths=self.cookie_paths)
-            public = next((s.get("url") for s in sites if s.get("url")), None)
-            if public:
-                http["public"] = self.probe(None, url=public)
-                ray = [p.get("request_id") for p in http["public"].values() if p.get("request_id")]
-                cdn = [p.get("cdn") for p in http["public"].values() if p.get("cdn")]
-                http["cdn"], http["ray_id"] = (cdn[0] if cdn else None), (ray[0] if ray else None)
-        wordpress, db = [], {}
+            probe = self.probe_all(sites)
+        dbs = {}  # one read per distinct database: (host, name, prefix)
         for site in sites:
-            wp, cfg, password = self.wordpress(site)
+            config = site.pop("_config", None)
+            if not config:
+                site["wordpress"] = None
+                continue
+            wp, cfg, password = self.wordpress(dict(site, _config=config))
             if self.db_enabled:
-                wp["db"] = self.database(cfg, password, wp["table_prefix"])
-                if not db:
-                    db = wp["db"]
-                active = set(wp["db"].get("active_plugins") or [])
+                key = (str(cfg.get("db_host")), str(cfg.get("db_name")), wp["table_prefix"])
+                if key not in dbs:
+                    dbs[key] = self.database(cfg, password, wp["table_prefix"], multisite=wp.get("multisite"))
+                wp["db"] = dbs[key]
+                readable = bool(wp["db"].get("reachable"))
+                active = set(wp["db"].get("active_plugins") or []) | set(wp["db"].get("active_sitewide_plugins") or [])
                 for plugin in wp["plugins"]:
-                    plugin["active"] = plugin["file"] in active if wp["db"].get("reachable") else None
-                if wp["db"].get("reachable"):
-                    split_loaded(wp, active, set((wp["db"].get("themes") or {}).values()))
-            wordpress.append(wp)
+                    plugin["active"] = plugin["file"] in active if readable else None
+                themes = set((wp["db"].get("themes") or {}).values())
+                split_loaded(wp, active if readable else None, themes if readable else None)
+            else:
+                split_loaded(wp, None, None)
+            site["wordpress"] = wp
+        wordpress = [s["wordpress"] for s in sites if s.get("wordpress")]
+        db = next((w["db"] for w in wordpress if w.get("db")), {})
         logs = self.logs(front, fpm)
         disks = []
         for path in set([os.path.dirname(p) for p in logs.get("paths", []) if p.startswith("/")] + ["/var/lib/mysql", "/tmp", "/"]):
@@ -599,10 +665,17 @@ class Collector:
                 disks.append(du)
         host = {"mem": dict((k, mem.get(k)) for k in ("MemTotal", "MemAvailable", "SwapTotal", "SwapFree")),
                 "load": parse_loadavg(_safe_read("/proc/loadavg")), "cpus": os.cpu_count(), "mysql_rss": mysql_rss,
-                "disks": disks, "oom": self.oom()}
-        evidence = {"fpm": fpm, "frontend": front, "wordpress": wordpress, "db": db, "http": http, "logs": logs,
-                    "host": host, "peak_hours": self.access_peaks(sites, front)}
-        verdict = diagnose(evidence)
+                "disks": disks, "oom": self.oom(), "database": self.database_service()}
+        evidence = {"fpm": fpm, "frontend": front, "sites": sites, "probe": probe, "wordpress": wordpress, "db": db,
+                    "http": worst_http(sites), "logs": logs, "host": host, "peak_hours": self.access_peaks(sites, front)}
+        # ---- the verdict: per site (wp502_verdict.diagnose_sites fills each site's verdict, top_cause and failing
+        # and returns the host's), or, before that exists, the host judged as one site as before.
+        if diagnose_sites is not None:
+            verdict = diagnose_sites(evidence)
+        else:
+            for site in sites:
+                site["failing"] = site_failing(site.get("http"))
+            verdict = diagnose(evidence)
         evidence.update({"verdict": verdict, "top_cause": verdict[0]["cause"], "errors": self.errors,
                          "collected_at": iso(self.now), "collect_seconds": round(time.time() - started, 3)})
         return evidence
@@ -645,37 +718,157 @@ def _connect(listen):
     return {"path": address} if family == socket.AF_UNIX else {"host": address[0], "port": address[1]}
 
 
-def origin_endpoint(listens):
-    """Port and scheme to probe the origin on, from a server's listen directives: the first plain-HTTP
-    port, else the first TLS one (over https), else 80. ``*:80`` (Apache) and ``[::]:8080`` work too."""
-    plain, tls = [], []
-    for listen in listens:
-        words = str(listen).split()
-        m = re.search(r"(?:^|:)(\d+)$", words[0]) if words else None
-        if not m:
-            continue
-        (tls if "ssl" in words[1:] or "quic" in words[1:] or m.group(1) == "443" else plain).append(int(m.group(1)))
-    if plain:
-        return plain[0], "http"
-    if tls:
-        return tls[0], "https"
-    return 80, "http"
+def nginx_servers(parsed):
+    """The evidence's servers (``frontend.servers``) of a ``parse_nginx`` result."""
+    return [{"kind": "nginx", "file": srv.get("file"), "names": srv["server_names"], "root": srv["root"],
+             "listen": srv["listen"], "default_server": srv.get("default_server", False),
+             "redirect": srv.get("redirect", False), "error_log": srv["error_log"], "access_log": srv["access_log"],
+             "upstreams": srv["fastcgi_pass"], "read_timeout": srv["fastcgi_read_timeout"],
+             "buffer_size": srv["fastcgi_buffer_size"]} for srv in parsed["servers"]]
+
+
+def apache_servers(parsed, envvars):
+    """The evidence's servers of a ``parse_apache`` result (``${APACHE_LOG_DIR}`` expanded with ``envvars``);
+    a vhost with SSLEngine on has its addresses marked ``ssl``, as nginx writes it."""
+    main_error = expand_apache_vars(parsed["global"].get("ErrorLog"), envvars)
+    return [{"kind": "apache", "file": vh["file"], "names": vh["server_names"], "root": vh["document_root"],
+             "listen": [a + (" ssl" if vh.get("ssl") else "") for a in vh["address"].split()],
+             "default_server": False, "redirect": vh.get("redirect", False),
+             "error_log": expand_apache_vars(vh["error_log"], envvars) or main_error,
+             "access_log": expand_apache_vars(vh["access_log"], envvars),
+             "upstreams": vh["php_backends"], "read_timeout": vh["effective_proxy_timeout"], "buffer_size": None}
+            for vh in parsed["vhosts"]]
+
+
+def site_failing(http):
+    """A site fails when its origin is not healthy, or its public URL (when probed) does not answer 2xx/3xx.
+    A site the probes never reached (skipped, probes off) is not called failing."""
+    http = http or {}
+    if http.get("origin_healthy") is False:
+        return True
+    public = http.get("public") or {}
+    return bool(public) and any(not 200 <= ((p or {}).get("status") or 0) < 400 for p in public.values())
+
+
+def worst_http(sites):
+    """The http of the site that fares worst (compatibility with one-site evidence): the first failing one,
+    else the first probed one."""
+    probed = [s.get("http") for s in sites if (s.get("http") or {}).get("origin")]
+    failing = [s.get("http") for s in sites if s.get("http") and site_failing(s["http"])]
+    return (failing or probed or [{}])[0]
+
+
+def _classify(rel, site):
+    """What loads a PHP file of a site (``rel`` relative to its docroot): ``core``, ``config``, ``mu``,
+    ``dropin``, ``("plugin", slug)``, ``("theme", name)``, ``languages`` or None (WordPress never loads it)."""
+    core = site.get("core_rel") or ""
+    core = core + "/" if core else ""
+    content = (site.get("content_rel") or "wp-content").rstrip("/") + "/"
+    if rel == (site.get("config_rel") or "wp-config.php") or rel == core + "wp-config.php":
+        return "config"
+    if rel.startswith(content):
+        rest = rel[len(content):]
+        if rest.startswith("mu-plugins/"):
+            return "mu"  # what a top-level mu-plugin includes cannot be known without PHP: all of mu-plugins
+        if rest in DROPINS:
+            return "dropin"
+        m = re.match(r"^(plugins|themes)/([^/]+)(/?)", rest)
+        if m and (m.group(1) == "themes" and m.group(3)):
+            return ("theme", m.group(2))
+        if m and m.group(1) == "plugins" and (m.group(3) or m.group(2).endswith(".php")):
+            return ("plugin", plugin_slug(m.group(2)))
+        if rest.startswith("languages/"):
+            return "languages"  # translations (*.l10n.php) load for the active locale only
+        return None
+    if rel.startswith(core) and (rel[len(core):].startswith(("wp-admin/", "wp-includes/")) or "/" not in rel[len(core):]):
+        return "core"
+    return None
 
 
 def split_loaded(site, active_plugins, active_themes):
-    """Keep in bom_files / whitespace_files only the PHP files WordPress loads (core, wp-config, mu-plugins,
-    active plugins, the active theme); the others move to *_inactive, since they cannot break a response."""
-    active_slugs = set(plugin_slug(p) for p in active_plugins)
+    """Keep in bom_files / whitespace_files only the PHP files WordPress is proven to load: core (wp-admin,
+    wp-includes, the root's *.php), wp-config.php, every file of mu-plugins, the drop-ins, the active
+    plugins (network-active ones included) and the active theme and its parent.
+
+    ``active_plugins`` / ``active_themes`` are None when the database could not be read: plugin and theme
+    files then go to *_unproven (nothing unproven is touched). On a multisite a plugin or theme the main
+    site does not use may be a subsite's: unproven too. What WordPress never loads goes to *_inactive.
+    """
+    known = active_plugins is not None
+    active_slugs = set(plugin_slug(p) for p in active_plugins or ())
+    themes = set(active_themes or ())
+    multisite = bool(site.get("multisite"))
     for key in ("bom_files", "whitespace_files"):
-        loaded, idle = [], []
+        loaded, idle, unproven = [], [], []
         for rel in site.get(key) or []:
-            m = re.match(r"^wp-content/(plugins|themes)/([^/]+)", rel)
-            if m and ((m.group(1) == "plugins" and plugin_slug(m.group(2)) not in active_slugs)
-                      or (m.group(1) == "themes" and m.group(2) not in active_themes)):
-                idle.append(rel)
-            else:
+            what = _classify(rel, site)
+            if what in ("core", "config", "mu", "dropin"):
                 loaded.append(rel)
-        site[key], site[key.replace("_files", "_files_inactive")] = loaded, idle
+            elif isinstance(what, tuple):
+                kind, name = what
+                used = name in (active_slugs if kind == "plugin" else themes)
+                if known and used:
+                    loaded.append(rel)
+                elif not known or multisite or (kind == "theme" and not themes):
+                    unproven.append(rel)
+                else:
+                    idle.append(rel)
+            elif what == "languages":
+                unproven.append(rel)
+            else:
+                idle.append(rel)
+        site[key] = loaded
+        site[key.replace("_files", "_files_inactive")] = idle
+        site[key.replace("_files", "_files_unproven")] = unproven
+
+
+def mycnf_socket(texts, default=DEFAULT_DB_SOCKET):
+    """The server's socket from its option files ``[text, ...]`` in the order it reads them (the last
+    ``socket`` of a server section wins), else ``default``."""
+    socket_path = None
+    for text in texts:
+        section = None
+        for raw in (text or "").splitlines():
+            line = raw.strip()
+            if not line or line[0] in "#;":
+                continue
+            m = re.match(r"^\[([^\]]+)\]", line)
+            if m:
+                section = m.group(1).strip().lower()
+                continue
+            m = re.match(r"^socket\s*=\s*(.+?)\s*$", line)
+            if m and section and (section in ("mysqld", "mariadb", "mariadbd", "server", "client-server", "mysqld_safe")
+                                  or section.startswith(("mariadb-", "mysqld-"))):
+                socket_path = m.group(1).strip("\"'")
+    return socket_path or default
+
+
+SKIP_DIRS = ("uploads", "cache", "node_modules", ".git", "upgrade")
+
+
+def _php_files(root, extra=()):
+    """The .php files under ``root``, then under each of ``extra`` (a directory or one file), each once."""
+    done = set()
+    for top in [root, *list(extra)]:
+        walk = [(os.path.dirname(top), [], [os.path.basename(top)])] if os.path.isfile(top) else os.walk(top)
+        for dirpath, dirnames, filenames in walk:
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if name.endswith(".php") and path not in done:
+                    done.add(path)
+                    yield path
+
+
+def _rel(path, root):
+    """``path`` relative to ``root`` ("" for the root itself, ``../x`` outside it)."""
+    rel = os.path.relpath(path, root)
+    return "" if rel == "." else rel
+
+
+def _under(path, root):
+    path, root = os.path.normpath(path), os.path.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _safe_read(path):

@@ -60,8 +60,10 @@ INHERITED = ("error_log", "access_log", "fastcgi_read_timeout", "fastcgi_connect
 def parse_nginx(dump):
     """Servers of an ``nginx -T`` dump, with http-level settings inherited where a server has none.
 
-    Each server: ``{file, server_names, listen, root, error_log, access_log, fastcgi_pass: [...],
-    fastcgi_read_timeout (s), fastcgi_buffer_size, php_locations}``. ``include`` directives are
+    Each server: ``{file, server_names, listen, default_server, redirect, root, error_log, access_log,
+    fastcgi_pass: [...], fastcgi_read_timeout (s), fastcgi_buffer_size, php_locations}``; ``default_server``
+    when one of its listens says ``default_server`` (or the old ``default``), ``redirect`` when the block
+    answers everything with a server-level ``return 301/302/307/308`` (the :80 half of an https site). ``include`` directives are
     already expanded by ``nginx -T``, file by file; the main file's ``include`` lines are followed
     by position (an included file's directives join the block that included it).
     """
@@ -83,21 +85,26 @@ def parse_nginx(dump):
                 parsed[fname] = []
         return parsed[fname]
 
-    def expand(items, depth=0):
+    where = {}  # id(a server block's statements) -> the file it is written in
+
+    def expand(items, depth=0, fname=None):
         out = []
         for name, args, children in items:
             if name == "include" and args and depth < 10:
                 pattern = args[0]
-                for fname in files:
-                    if fname not in seen and _glob_match(pattern, fname):
-                        seen.add(fname)
-                        out.extend(expand(read(fname), depth + 1))
+                for inc in files:
+                    if inc not in seen and _glob_match(pattern, inc):
+                        seen.add(inc)
+                        out.extend(expand(read(inc), depth + 1, inc))
                 continue
-            out.append((name, args, expand(children, depth) if children is not None else None))
+            sub = expand(children, depth, fname) if children is not None else None
+            if name == "server" and sub is not None:
+                where[id(sub)] = fname
+            out.append((name, args, sub))
         return out
 
     seen.add(main)
-    tree = expand(read(main))
+    tree = expand(read(main), fname=main)
     http = next((c for n, _, c in tree if n == "http" and c is not None), [])
     http_settings = dict((n, a) for n, a, c in tree if c is None and n == "error_log")  # main context
     http_settings.update((n, a) for n, a, c in http if c is None and n in INHERITED)
@@ -110,6 +117,7 @@ def parse_nginx(dump):
         if name != "server" or children is None:
             continue
         servers.append(_nginx_server(children, http_settings, upstreams))
+        servers[-1]["file"] = where.get(id(children))
     return {"servers": servers, "http": dict((k, " ".join(v)) for k, v in http_settings.items()),
             "upstreams": upstreams, "errors": errors}
 
@@ -141,7 +149,8 @@ def _glob_match(pattern, name):
 
 def _nginx_server(children, http_settings, upstreams):
     settings = dict((k, v) for k, v in http_settings.items())
-    server = {"server_names": [], "listen": [], "fastcgi_pass": [], "php_locations": []}
+    server = {"server_names": [], "listen": [], "fastcgi_pass": [], "php_locations": [], "default_server": False,
+              "redirect": False}
     # nginx inherits a server's settings into its locations wherever they are written in the block.
     for name, args, sub in children:
         if sub is not None:
@@ -150,6 +159,9 @@ def _nginx_server(children, http_settings, upstreams):
             server["server_names"].extend(args)
         elif name == "listen" and args:
             server["listen"].append(" ".join(args))  # "443 ssl http2", "[::]:80 default_server"
+            server["default_server"] = server["default_server"] or any(a in ("default_server", "default") for a in args[1:])
+        elif name == "return" and args and args[0] in ("301", "302", "303", "307", "308"):
+            server["redirect"] = True
         elif name in INHERITED:
             settings[name] = args
         elif name == "fastcgi_pass" and args:
@@ -198,50 +210,75 @@ _AP_HANDLER = re.compile(r"""proxy:(unix:[^|"\s]+|fcgi://[^"\s]+)""", re.I)  # S
 _AP_PROXY_TARGET = re.compile(r"""(unix:[^|"\s]+(?=\|)|fcgi://[^"\s]+)""", re.I)  # ProxyPass(Match) targets
 
 
-def parse_apache(files):
-    """Apache vhosts from config files ``[(path, text)]``: names, root, logs, PHP backend, timeouts."""
+def parse_apache(files, include=None):
+    """Apache vhosts from config files ``[(path, text)]``: names, root, logs, PHP backend, timeouts.
+
+    Each vhost: ``{file, address, server_names (ServerName first, then every ServerAlias, wildcards
+    kept), document_root, error_log, access_log, php_backends, ssl, redirect, ...}``. ``include(pattern)
+    -> [(path, text)]``, when given, resolves ``Include``/``IncludeOptional``: a file included inside a
+    ``<VirtualHost>`` adds to that vhost; one included at the top level is read where it is included
+    (httpd's load order, which decides each address's default vhost) and not again later in ``files``.
+    """
     globals_ = {"Timeout": "60", "ProxyTimeout": None, "ErrorLog": None}
     vhosts = []
-    for path, text in files:
-        current = None
+    seen = set()
+    state = {"current": None}
+
+    def lines_of(path, text, depth):
+        current = state["current"]
         for logical in apache_logical_lines(text):
             line = logical["text"]  # "\\" continuation lines joined, as httpd reads them
             if apache_comment(line):
                 continue
             m = _AP_VHOST_OPEN.match(line)
             if m:
-                current = {"file": path, "address": m.group(1).strip(), "server_names": [], "document_root": None,
-                           "error_log": None, "access_log": None, "php_backends": [], "proxy_timeout": None,
-                           "timeout": None}
+                current = state["current"] = {
+                    "file": path, "address": m.group(1).strip(), "server_names": [], "document_root": None,
+                    "error_log": None, "access_log": None, "php_backends": [], "proxy_timeout": None, "timeout": None,
+                    "ssl": False, "redirect": False}
                 continue
             if _AP_VHOST_CLOSE.match(line):
                 if current is not None:
                     vhosts.append(current)
-                current = None
+                current = state["current"] = None
                 continue
             m = _AP_DIRECTIVE.match(line)
             if not m:
                 continue
             name, value = m.group(1), m.group(2).strip().strip('"')
-            backends = (_AP_PROXY_TARGET if name in ("ProxyPassMatch", "ProxyPass") else _AP_HANDLER).findall(m.group(2))
-            if current is None:
-                if name in globals_:
-                    globals_[name] = value
+            if name.lower() in ("include", "includeoptional") and include is not None and depth < 10:
+                for inc_path, inc_text in include(value):
+                    if inc_path in seen:
+                        continue
+                    if current is None:
+                        seen.add(inc_path)  # a vhost snippet may be included by many vhosts
+                    lines_of(inc_path, inc_text, depth + 1)
+                    current = state["current"]
                 continue
-            if name in ("ServerName", "ServerAlias"):
-                current["server_names"].extend(value.split())
-            elif name == "DocumentRoot":
-                current["document_root"] = value
-            elif name == "ErrorLog":
-                current["error_log"] = value
-            elif name == "CustomLog":
-                current["access_log"] = value.split()[0].strip('"')
-            elif name == "ProxyTimeout":
-                current["proxy_timeout"] = value
-            elif name == "Timeout":
-                current["timeout"] = value
-            if name in ("SetHandler", "ProxyPassMatch", "ProxyPass") and backends:
-                current["php_backends"].extend(_apache_backend(b) for b in backends)
+            directive(current, name, value, m.group(2))
+        return current
+
+    def directive(current, name, value, raw):
+        backends = (_AP_PROXY_TARGET if name in ("ProxyPassMatch", "ProxyPass") else _AP_HANDLER).findall(raw)
+        if current is None:
+            if name in globals_:
+                globals_[name] = value
+            return
+        if name in ("ServerName", "ServerAlias"):
+            current["server_names"].extend(value.split())
+        elif name == "SSLEngine":
+            current["ssl"] = value.lower() == "on"
+        elif _redirects_everything(name, value):
+            current["redirect"] = True
+        else:
+            _vhost_directive(current, name, value, backends)
+
+    for path, text in files:
+        if path in seen:
+            continue
+        seen.add(path)
+        state["current"] = None
+        lines_of(path, text, 0)
     for vh in vhosts:
         vh["php_backends"] = sorted(set(vh["php_backends"]))
         timeout = vh["proxy_timeout"] or globals_["ProxyTimeout"] or vh["timeout"] or globals_["Timeout"]
@@ -250,6 +287,43 @@ def parse_apache(files):
         except (TypeError, ValueError):
             vh["effective_proxy_timeout"] = None
     return {"vhosts": vhosts, "global": globals_}
+
+
+_AP_CATCH_ALL = re.compile(r"^\^?/?(?:\(\.\*\)|\.\*)?\$?$")
+
+
+def _redirects_everything(name, value):
+    """Whether a vhost directive sends every request elsewhere (``Redirect permanent / https://...``,
+    ``RedirectMatch ^/(.*)$ https://...``, certbot's ``RewriteRule ^ https://%{SERVER_NAME}... [R=permanent]``)."""
+    words = value.split()
+    if name != "RewriteRule" and words and (words[0].lower() in ("permanent", "temp", "seeother", "gone") or words[0].isdigit()):
+        words = words[1:]
+    if len(words) < 2 or not re.match(r"^https?://", words[1].strip('"'), re.I):
+        return False
+    if name in ("Redirect", "RedirectPermanent", "RedirectTemp"):
+        return words[0].strip('"') == "/"
+    if name == "RedirectMatch":
+        return bool(_AP_CATCH_ALL.match(words[0].strip('"')))
+    if name == "RewriteRule":
+        return bool(_AP_CATCH_ALL.match(words[0].strip('"'))) and len(words) > 2 and \
+            re.search(r"[\[,]R(?:=\w+)?[\],]", words[2]) is not None
+    return False
+
+
+def _vhost_directive(current, name, value, backends):
+    """One directive inside a <VirtualHost>: root, logs, timeouts, the PHP backends."""
+    if name == "DocumentRoot":
+        current["document_root"] = value
+    elif name == "ErrorLog":
+        current["error_log"] = value
+    elif name == "CustomLog":
+        current["access_log"] = value.split()[0].strip('"')
+    elif name == "ProxyTimeout":
+        current["proxy_timeout"] = value
+    elif name == "Timeout":
+        current["timeout"] = value
+    if name in ("SetHandler", "ProxyPassMatch", "ProxyPass") and backends:
+        current["php_backends"].extend(_apache_backend(b) for b in backends)
 
 
 def _apache_backend(raw):

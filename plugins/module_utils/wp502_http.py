@@ -31,53 +31,68 @@ def detect_cdn(headers):
     return None, None
 
 
-
-def probe_paths(paths, timeout, host_header=None, port=80, scheme="http", url=None):
-    """``{path: {url, status, elapsed, error?, cdn?, request_id?, location, cookie}}``; status None when no
-    answer, ``cookie`` whether the answer set a cookie."""
+def _opener(public):
+    """A urllib opener that follows no redirect; the origin's own certificate is not what is being checked."""
     import ssl
-    from urllib.error import HTTPError, URLError
-    from urllib.request import HTTPRedirectHandler, HTTPSHandler, Request, build_opener
+    from urllib.request import HTTPRedirectHandler, HTTPSHandler, build_opener
 
     class NoRedirect(HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
             return None
 
-    if url is not None and not (url.startswith("http://") or url.startswith("https://")):
-        raise ValueError("only http:// and https:// URLs are probed, not %r" % url)
     ctx = ssl.create_default_context()
-    if url is None:  # the origin's own certificate is not what is being checked
+    if not public:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    opener = build_opener(NoRedirect, HTTPSHandler(context=ctx))
+    return build_opener(NoRedirect, HTTPSHandler(context=ctx))
+
+
+def _check_url(url):
+    if url is not None and not (url.startswith("http://") or url.startswith("https://")):
+        raise ValueError("only http:// and https:// URLs are probed, not %r" % url)
+
+
+def probe_one(opener, path, timeout, host_header=None, port=80, scheme="http", url=None):
+    """One request: ``{url, status, elapsed, error?, cdn?, request_id?, location, cookie}``."""
+    from urllib.error import HTTPError, URLError
+    from urllib.request import Request
+
+    target = (url.rstrip("/") + path) if url else "%s://127.0.0.1:%d%s" % (scheme, port, path)
+    headers = {"User-Agent": "wp502-probe"}
+    if not url:
+        headers["Host"] = host_header or "localhost"
+    start = time.time()
+    entry = {"url": target}
+    try:
+        resp = opener.open(Request(target, headers=headers), timeout=timeout)  # noqa: S310 - http(s) only, checked by callers
+        entry["status"] = resp.status
+        got = dict((k.lower(), v) for k, v in resp.headers.items())
+        resp.close()
+    except HTTPError as exc:
+        entry["status"] = exc.code
+        got = dict((k.lower(), v) for k, v in exc.headers.items()) if exc.headers else {}
+    except (URLError, OSError, ValueError) as exc:
+        entry["status"] = None
+        entry["error"] = str(getattr(exc, "reason", exc))[:200]
+        got = {}
+    entry["elapsed"] = round(time.time() - start, 3)
+    cdn, ray = detect_cdn(got)
+    if cdn:
+        entry["cdn"], entry["request_id"] = cdn, ray
+    entry["location"] = got.get("location")
+    entry["cookie"] = "set-cookie" in got
+    return entry
+
+
+def probe_paths(paths, timeout, host_header=None, port=80, scheme="http", url=None):
+    """``{path: {url, status, elapsed, error?, cdn?, request_id?, location, cookie}}``; status None when no
+    answer, ``cookie`` whether the answer set a cookie."""
+    _check_url(url)
+    opener = _opener(url is not None)
     results = {}
 
     def one(path):
-        target = (url.rstrip("/") + path) if url else "%s://127.0.0.1:%d%s" % (scheme, port, path)
-        headers = {"User-Agent": "wp502-probe"}
-        if not url:
-            headers["Host"] = host_header or "localhost"
-        start = time.time()
-        entry = {"url": target}
-        try:
-            resp = opener.open(Request(target, headers=headers), timeout=timeout)  # noqa: S310 - http(s) only, checked above
-            entry["status"] = resp.status
-            got = dict((k.lower(), v) for k, v in resp.headers.items())
-            resp.close()
-        except HTTPError as exc:
-            entry["status"] = exc.code
-            got = dict((k.lower(), v) for k, v in exc.headers.items()) if exc.headers else {}
-        except (URLError, OSError, ValueError) as exc:
-            entry["status"] = None
-            entry["error"] = str(getattr(exc, "reason", exc))[:200]
-            got = {}
-        entry["elapsed"] = round(time.time() - start, 3)
-        cdn, ray = detect_cdn(got)
-        if cdn:
-            entry["cdn"], entry["request_id"] = cdn, ray
-        entry["location"] = got.get("location")
-        entry["cookie"] = "set-cookie" in got
-        results[path] = entry
+        results[path] = probe_one(opener, path, timeout, host_header=host_header, port=port, scheme=scheme, url=url)
 
     threads = [threading.Thread(target=one, args=(path,)) for path in paths]
     for t in threads:
@@ -88,6 +103,104 @@ def probe_paths(paths, timeout, host_header=None, port=80, scheme="http", url=No
     for path in paths:
         results.setdefault(path, {"status": None, "error": "no answer within the deadline", "elapsed": timeout})
     return dict((path, results[path]) for path in paths)
+
+
+# A request is not started with less than this left before the overall deadline (s): it could not answer.
+MIN_START_SECONDS = 0.5
+
+
+def probe_sites(targets, timeout, cookie_paths=(), paths=("/", "/wp-login.php"), workers=32, deadline=None):
+    """Every site of a host asked at once: its origin (127.0.0.1, its port and scheme, its Host header) and,
+    when it has a ``url``, its public URL.
+
+    ``targets``: ``[{"id", "host", "port", "scheme", "url"?}]``. Requests go through at most ``workers``
+    threads; each one waits at most ``timeout`` s and never past the overall ``deadline`` (seconds from now,
+    default ``timeout + 5``), so a host whose sites all hang still answers in about one deadline. A site
+    whose origin requests could not all be started in time is listed in ``skipped`` with why (its
+    ``origin_healthy`` is then None: unknown, not failing).
+
+    Returns ``{"sites": {id: {"origin": {path: probe}, "origin_healthy": bool|None, "public"?: {path: probe},
+    "cdn"?, "ray_id"?}}, "skipped": [{"id", "why"}], "seconds": float}``.
+    """
+    started = time.time()
+    budget = float(timeout) + 5 if deadline is None else float(deadline)
+    end = started + budget
+    openers = {False: _opener(False), True: _opener(True)}
+    jobs = []
+    for target in targets:
+        url = target.get("url")
+        if url:
+            _check_url(url)
+        for path in paths:
+            jobs.append((target["id"], "origin", path, target))
+    for target in targets:  # public URLs after every origin: the origins are what the ladder decides on
+        if target.get("url"):
+            for path in paths:
+                jobs.append((target["id"], "public", path, target))
+    results = {}
+    not_started = {}
+    lock = threading.Lock()
+    cursor = [0]
+
+    def worker():
+        while True:
+            with lock:
+                if cursor[0] >= len(jobs):
+                    return
+                job = jobs[cursor[0]]
+                cursor[0] += 1
+            sid, kind, path, target = job
+            left = end - time.time()
+            if left < MIN_START_SECONDS:
+                with lock:
+                    not_started.setdefault((sid, kind), []).append(path)
+                continue
+            public = kind == "public"
+            entry = probe_one(openers[public], path, min(float(timeout), left), host_header=target.get("host"),
+                              port=int(target.get("port") or 80), scheme=target.get("scheme") or "http",
+                              url=target.get("url") if public else None)
+            with lock:
+                results[(sid, kind, path)] = entry
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, min(int(workers), len(jobs))))]
+    for t in threads:
+        t.daemon = True  # a request that outlives the deadline is abandoned, not waited for
+        t.start()
+    for t in threads:
+        t.join(max(0.0, end - time.time()) + 0.2)
+    with lock:
+        done = dict(results)
+        unstarted = dict((k, list(v)) for k, v in not_started.items())
+        asked = cursor[0]
+    for sid, kind, path, _target in jobs[asked:]:  # never reached by a worker
+        unstarted.setdefault((sid, kind), []).append(path)
+    sites, skipped = {}, []
+    for target in targets:
+        sid = target["id"]
+        out = {"origin": {}}
+        for kind in ("origin", "public") if target.get("url") else ("origin",):
+            probes = {}
+            for path in paths:
+                if (sid, kind, path) in done:
+                    probes[path] = done[(sid, kind, path)]
+                elif path in unstarted.get((sid, kind), []):
+                    probes[path] = {"status": None, "error": "not asked: the probe deadline of %.1f s had passed" % budget,
+                                    "elapsed": 0.0}
+                else:
+                    probes[path] = {"status": None, "error": "no answer within the deadline", "elapsed": round(budget, 3)}
+            out[kind] = probes
+        if unstarted.get((sid, "origin")):
+            out["origin_healthy"] = None
+            skipped.append({"id": sid, "why": "not probed within the deadline of %.1f s (%d sites, %d workers): %s"
+                            % (budget, len(targets), len(threads), ", ".join(unstarted[(sid, "origin")]))})
+        else:
+            out["origin_healthy"] = healthy(out["origin"], timeout, cookie_paths=cookie_paths)
+        if "public" in out:
+            ray = [p.get("request_id") for p in out["public"].values() if p.get("request_id")]
+            cdn = [p.get("cdn") for p in out["public"].values() if p.get("cdn")]
+            out["cdn"], out["ray_id"] = (cdn[0] if cdn else None), (ray[0] if ray else None)
+        sites[sid] = out
+    return {"sites": sites, "skipped": skipped, "seconds": round(time.time() - started, 3)}
 
 
 def healthy(results, deadline, accept=(200,), cookie_paths=()):

@@ -20,7 +20,8 @@ description:
   - Writes like C(lineinfile) does. A file that is a symlink (a plugin linked in from a shared directory) is
     written through the link; the clean bytes go to a temp file beside the real file, which then replaces it
     atomically (C(atomic_move), keeping owner, mode and SELinux context); the link stays the same link.
-    A name must stay under O(path) as written (no C(..) out of it) and both it and the real file must be C(.php).
+    A name must stay under O(path) as written (no C(..) out of it), or under O(content_dir) when that is given,
+    and both it and the real file must be C(.php).
 version_added: "0.1.0"
 author:
   - wp502 contributors (@wp502)
@@ -34,6 +35,12 @@ options:
     type: list
     elements: str
     required: true
+  content_dir:
+    description:
+      - The site's wp-content when C(WP_CONTENT_DIR) puts it outside O(path) (the C(content_dir) of the site's
+        C(wp502_evidence) entry). Names that leave O(path) as written (C(../shared/wp-content/plugins/x/x.php))
+        are then accepted when they land under this directory, and refused otherwise.
+    type: path
   run_id:
     description: The emergency run that holds the host; its journal keeps the backups.
     type: str
@@ -57,6 +64,13 @@ EXAMPLES = r"""
     path: /var/www/wordpress
     files: "{{ wp502_evidence.wordpress[0].bom_files }}"
     run_id: "{{ wp502_run_id }}"
+
+- name: Strip them on a site whose wp-content lives outside its docroot
+  wp502_bom:
+    path: "{{ wp502_evidence.sites[0].wordpress.path }}"
+    content_dir: "{{ wp502_evidence.sites[0].wordpress.content_dir }}"
+    files: "{{ wp502_evidence.sites[0].wordpress.bom_files }}"
+    run_id: "{{ wp502_run_id }}"
 """
 
 RETURN = r"""
@@ -70,7 +84,7 @@ backups:
   returned: when changed and not in check mode
   type: dict
 skipped:
-  description: Files that were not changed, with the reason (no BOM, missing, outside O(path)).
+  description: Files that were not changed, with the reason (no BOM, missing, outside O(path) and O(content_dir)).
   returned: always
   type: list
   elements: dict
@@ -95,6 +109,7 @@ def main():
             files=dict(type="list", elements="str", required=True),
             run_id=dict(type="str", required=True),
             state_dir=dict(type="path", default="/var/lib/wp502"),
+            content_dir=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -102,12 +117,20 @@ def main():
     if not RUN_ID.match(p["run_id"]):
         module.fail_json(msg="run_id %r must be letters, digits, dots, dashes or underscores" % p["run_id"])
     root = os.path.realpath(p["path"])
+    # wp-content outside the docroot: its files are named relative to the docroot as written (../content/...)
+    content = [os.path.realpath(p["content_dir"]), os.path.normpath(os.path.abspath(p["content_dir"]))] \
+        if p["content_dir"] else None
     stripped, skipped, backups, diffs, todo = [], [], {}, [], []
     for rel in p["files"]:
         named = os.path.normpath(os.path.join(root, rel))
+        inside = named.startswith(root + os.sep)
+        if not inside and content is not None:
+            named = os.path.normpath(os.path.join(os.path.abspath(p["path"]), rel))
+            inside = any(named.startswith(c + os.sep) for c in content)
         full = os.path.realpath(named)
-        if not named.startswith(root + os.sep) or not named.endswith(".php") or not full.endswith(".php"):
-            skipped.append({"file": rel, "reason": "not a PHP file under %s" % root})
+        if not inside or not named.endswith(".php") or not full.endswith(".php"):
+            skipped.append({"file": rel, "reason": "not a PHP file under %s" % (root if content is None else
+                                                                                 "%s or %s" % (root, content[0]))})
             continue
         try:
             with open(full, "rb") as fh:
