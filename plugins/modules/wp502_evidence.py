@@ -21,19 +21,30 @@ description:
   - "Front-end: nginx servers from C(nginx -T) or Apache vhosts from its configuration: names, root, logs, the
     address PHP is passed to (compared with what FPM listens on), and the timeout chain: the front-end's read
     timeout against FPM's C(request_terminate_timeout) and PHP's C(max_execution_time), flagged when they disagree."
+  - "Sites: the map of every WordPress site the active front-end serves (RV(sites)). Vhosts sharing a docroot are
+    one site, with all their names and aliases, listen addresses, the port and scheme its origin is asked on, whether
+    it is a default server, its logs, its upstreams and the PHP-FPM pools (and services) listening there, its
+    WordPress and database, and its probes. Docroots without a wp-config.php are not sites (listed in
+    C(frontend.not_wordpress))."
   - "WordPress, for each site whose root holds a wp-config.php: its settings read without running PHP (the
     database password is used for the database queries and never returned), plugins and their versions,
-    active plugins, mu-plugins, themes, PHP files starting with a UTF-8 BOM or whitespace, files changed
-    recently, the end of debug.log with file attribution."
+    active plugins (network-active ones on a multisite), mu-plugins, drop-ins, themes, wp-content wherever
+    C(WP_CONTENT_DIR) puts it, PHP files starting with a UTF-8 BOM or whitespace (in C(bom_files) only those WordPress
+    is proven to load; with the database unreadable plugin and theme files are in C(bom_files_unproven)), files
+    changed recently, the end of debug.log with file attribution."
   - "Database, with the mysql or mariadb client and the site's credentials: reachability, long-running
     queries, slow-log entries over 2 s (normalised, top by time), autoloaded options size and top offenders
-    counting every autoload value WordPress 6.6 uses (yes, on, auto-on, auto), rows of options and postmeta."
-  - "HTTP: C(/) and C(/wp-login.php) at the origin (127.0.0.1 with the site's Host header, bypassing any CDN),
-    and through the public URL when given, with CDN detection (Cloudflare Ray ID, Fastly, BunnyCDN,
-    CloudFront, Akamai)."
+    counting every autoload value WordPress 6.6 uses (yes, on, auto-on, auto), rows of options and postmeta; each
+    distinct database (host, name, table prefix) is read once. The host's MariaDB/MySQL service, its state and its
+    socket are in C(host.database)."
+  - "HTTP: C(/) and C(/wp-login.php) of every site at the origin (127.0.0.1 with the site's Host header, port and
+    scheme, bypassing any CDN), and through its public URL when given, with CDN detection (Cloudflare Ray ID, Fastly,
+    BunnyCDN, CloudFront, Akamai). All sites are asked at once (at most 32 requests in flight) within one deadline of
+    O(probe_timeout) + 5 s; a site that could not be asked in time is listed in C(probe.skipped)."
   - "Host pressure: memory, swap, load, disk space of the log and database filesystems, OOM-killer kills of
     php-fpm or mysqld in the kernel log within the window. Logs: the wp502_log_scan classification of every
-    error log and slowlog found (the same classification as the wp502_log_scan module). Peak hours: 502/503/504
+    error log and slowlog found, a pool's C(php_admin_value[error_log]) included (the same classification as the
+    wp502_log_scan module). Peak hours: 502/503/504
     answers per hour from the access logs."
   - Every part fails soft; what could not be read is listed in RV(errors).
 version_added: "0.1.0"
@@ -46,8 +57,10 @@ options:
     default: 1h
   sites:
     description:
-      - The WordPress sites to examine. By default they are discovered from the front-end's document roots that hold
-        a wp-config.php (in the root or its parent).
+      - WordPress sites to name, with a public URL or a Host header of their own. Sites are always discovered from
+        the active front-end's document roots that hold a wp-config.php (in the root or its parent); a site given
+        here is matched to a discovered one by its docroot (symlinks resolved) or by O(sites[].host) being one of
+        its names, and one that matches none is examined on its own. Given sites come first in RV(sites).
     type: list
     elements: dict
     default: []
@@ -162,17 +175,137 @@ frontend:
   description: The active front-end (nginx or apache), its servers and the PHP upstreams they use.
   returned: always
   type: dict
+sites:
+  description:
+    - Every WordPress site of the host, the given ones first. The host's RV(verdict) is its worst site's.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: The site's first server name that is not C(_), C(localhost), a wildcard or a regex; else its docroot.
+      type: str
+    names:
+      description: Every server_name / ServerName / ServerAlias of its vhosts (wildcards and regexes kept).
+      type: list
+      elements: str
+    docroot:
+      description: Its document root.
+      type: str
+    server:
+      description: The active front-end that serves it (C(nginx) or C(apache)).
+      type: str
+    vhosts:
+      description: Its server blocks or VirtualHosts (C(file), C(names), C(listen), C(default_server), C(redirect), C(root)).
+      type: list
+      elements: dict
+    listen:
+      description: Every listen address of its vhosts.
+      type: list
+      elements: str
+    port:
+      description: The port its origin is probed on (where a vhost carrying its id serves it, plain HTTP first).
+      type: int
+    scheme:
+      description: C(http) or C(https).
+      type: str
+    default_server:
+      description: Whether it answers requests for names no vhost carries, on one of its addresses.
+      type: bool
+    probe_host:
+      description: The Host header its origin is probed with (its id, or C(localhost) when it has no usable name).
+      type: str
+    error_log:
+      description: Its front-end error log.
+      type: str
+    access_log:
+      description: Its front-end access log.
+      type: str
+    upstreams:
+      description: Where its PHP requests go, as C(unix:/path) or C(host:port).
+      type: list
+      elements: str
+    pools:
+      description: Names of the pools of RV(fpm) listening on those upstreams.
+      type: list
+      elements: str
+    fpm_services:
+      description: The PHP-FPM services of those pools.
+      type: list
+      elements: str
+    url:
+      description: Its public URL, when given in O(sites).
+      type: str
+    given:
+      description: Whether it was named in O(sites).
+      type: bool
+    wordpress:
+      description:
+        - Its WordPress, as an entry of RV(wordpress) (C(path), C(config), C(content_dir), C(table_prefix), C(multisite),
+          C(plugins), C(mu_plugins), C(dropins), C(themes), C(bom_files), C(bom_files_inactive), C(bom_files_unproven),
+          C(db), ...); None for a given site without a wp-config.php.
+      type: dict
+    http:
+      description:
+        - "Its probes: C(origin) (by path), C(origin_healthy) (None when it could not be asked in time) and, with a
+          URL, C(public), C(cdn) and C(ray_id)."
+      type: dict
+    verdict:
+      description: Its own ranked causes, when the per-site verdict is available.
+      type: list
+      elements: dict
+    top_cause:
+      description: Its most likely cause, when the per-site verdict is available.
+      type: str
+    failing:
+      description: Whether its origin is not healthy or its public URL does not answer.
+      type: bool
+  sample:
+    - id: siteb.test
+      names: [siteb.test, www.siteb.test]
+      docroot: /var/www/siteb
+      server: nginx
+      listen: ["80"]
+      port: 80
+      scheme: http
+      default_server: false
+      probe_host: siteb.test
+      upstreams: ["unix:/run/php/siteb.sock"]
+      pools: [siteb]
+      fpm_services: [php8.2-fpm]
+      url: null
+probe:
+  description: How the sites were probed.
+  returned: always
+  type: dict
+  contains:
+    sites:
+      description: Sites in the map.
+      type: int
+    probed:
+      description: Sites whose origin was asked.
+      type: int
+    skipped:
+      description: Sites that could not be asked before the deadline, each with C(id) and C(why).
+      type: list
+      elements: dict
+    seconds:
+      description: How long probing every site took.
+      type: float
+  sample: {sites: 3, probed: 3, skipped: [], seconds: 0.214}
 wordpress:
   description: One entry per site found, with its settings (no password), plugins, themes, file checks and database facts.
   returned: always
   type: list
   elements: dict
 db:
-  description: The first site's database facts (reachable, autoload size, slow and long-running queries).
+  description: The first site's database facts (reachable, autoload size, slow and long-running queries); each site's are in RV(sites).
   returned: always
   type: dict
 http:
   description:
+    - The worst site's probes (the first failing site's, else the first site's), for one-site readers; every site's are
+      in RV(sites).
     - Origin (and public URL) probes with status, latency and the CDN detected; C(origin_healthy) is the emergency
       ladder's test on the origin's answers (every path 200 within O(probe_timeout), the cookie paths setting one).
   returned: always
@@ -182,9 +315,17 @@ logs:
   returned: always
   type: dict
 host:
-  description: Memory, load, CPUs, MySQL RSS, disk usage and OOM kills.
+  description: Memory, load, CPUs, MySQL RSS, disk usage, OOM kills and the database service.
   returned: always
   type: dict
+  contains:
+    database:
+      description:
+        - "The host's MariaDB/MySQL: C(service) (the C(mariadb), C(mysql) or C(mysqld) unit, None when there is none),
+          C(active) (its systemd state), C(socket) (from the server sections of my.cnf, else /run/mysqld/mysqld.sock)
+          and C(socket_exists)."
+      type: dict
+      sample: {service: mariadb, active: active, socket: /run/mysqld/mysqld.sock, socket_exists: true}
 peak_hours:
   description: 502/503/504 answers per hour from the access logs, and the hours that recur on several days.
   returned: always
