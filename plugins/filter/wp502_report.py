@@ -561,6 +561,20 @@ def wp502_emergency_line(result):
     return wp502_emergency_outcome(result)["line"]
 
 
+def wp502_emergency_results(results):
+    """An emergency run's results as results.json holds them: per host its result, its decided
+    outcome (``state``, ``ok``, ``line``) and, when it has sites, a row per site with its own
+    decided ``state``, ``ok`` and ``line`` (before, after, healed_by, culprits as given)."""
+    out = {}
+    for host, given in sorted((results or {}).items()):
+        r = dict(given or {})
+        r.update(wp502_emergency_outcome(r))
+        if r.get("sites"):
+            r["sites"] = wp502_emergency_sites(r)
+        out[host] = r
+    return out
+
+
 def wp502_emergency_html(results, title="wp502 emergency run", when=""):
     """An emergency run's fleet report: per host the outcome, and every rung with what it did and how
     long it took (inline SVG bars), self-contained like the audit's page."""
@@ -627,4 +641,5 @@ class FilterModule:
                 "wp502_report_html": wp502_report_html, "wp502_report_prometheus": wp502_report_prometheus,
                 "wp502_emergency_line": wp502_emergency_line,
                 "wp502_emergency_outcome": wp502_emergency_outcome, "wp502_emergency_sites": wp502_emergency_sites,
+                "wp502_emergency_results": wp502_emergency_results,
                 "wp502_emergency_html": wp502_emergency_html}

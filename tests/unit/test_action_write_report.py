@@ -77,3 +77,42 @@ def test_the_report_role_writes_a_row_per_site(tmp_path):
     assert 'wp502_verdict{host="localhost",cause="slow_plugin"} 1' in prom
     assert "| localhost | audited, 2 of 3 sites failing | sitea.test | no | healthy |" in (run / "summary.md").read_text()
     assert (run / "report.html").read_text().count("data-site=") == 3
+
+
+def test_the_emergency_summary_writes_a_row_per_site(tmp_path):
+    """roles/wp502_emergency/tasks/summary.yml on the controller: results.json and report.html carry
+    each site's decided outcome; the console shows the sites of a host that has several."""
+    def site(sid, before, after, healed_by=None, culprits=(), state="?"):
+        return {"site": sid, "before": before, "after": after, "answering_before": before == "200",
+                "answering_after": after == "200", "top_cause": "slow_plugin", "healed_by": healed_by,
+                "culprits": list(culprits), "state": state}
+    wp1 = {"top_cause": "slow_plugin", "rungs": [{"rung": "plugins", "healed": True, "seconds": 4.2}],
+           "sites": [site("sitea.test", "200", "200", state="healthy"),
+                     site("siteb.test", "502", "200", "plugins", ["wp502-fault-slow"], state="healed"),
+                     # Given as healthy, but it answered and fails now: the answers decide.
+                     site("sitec.test", "200", "502", state="healthy")]}
+    wp2 = {"top_cause": "fpm_down", "healed_by": "restart_fpm", "healed": True, "rungs": []}
+    done = [{"inventory_hostname": "wp1", "wp502_emergency_result": wp1},
+            {"inventory_hostname": "wp2", "wp502_emergency_result": wp2}]
+    book = tmp_path / "summary.yml"
+    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "summary", "ansible.builtin.include_role": {"name": "wp502_emergency", "tasks_from": "summary.yml"},
+         "vars": {"__wp502_emergency_done": done, "wp502_report_dir": str(tmp_path / "reports")}}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(book)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "wp1: broke: sitec.test answered 200 before, 502 now after plugins; healed 1 of 1 failing site: " \
+           "siteb.test by plugins (culprit wp502-fault-slow)" in proc.stdout
+    per_site = proc.stdout.split("Show each site's outcome")[1]
+    assert '"healed: siteb.test by plugins (culprit wp502-fault-slow)"' in per_site
+    assert '"broke: sitec.test answered 200 before, 502 now after plugins"' in per_site and "item=wp2" not in per_site
+    (run,) = (tmp_path / "reports").iterdir()
+    results = json.loads((run / "results.json").read_text())
+    assert (results["wp1"]["state"], results["wp1"]["ok"]) == ("broke", False)
+    assert [(s["site"], s["state"], s["ok"]) for s in results["wp1"]["sites"]] == [
+        ("sitea.test", "healthy", True), ("siteb.test", "healed", True), ("sitec.test", "broke", False)]
+    assert results["wp1"]["sites"][1]["culprits"] == ["wp502-fault-slow"] and results["wp1"]["sites"][1]["before"] == "502"
+    assert (results["wp2"]["state"], results["wp2"]["ok"], "sites" in results["wp2"]) == ("healed", True, False)
+    page = (run / "report.html").read_text()
+    assert page.count('data-host="wp1" data-site=') == 3 and 'data-site="sitec.test" data-state="broke"' in page
