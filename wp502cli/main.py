@@ -1,13 +1,13 @@
 """wp502: run the fleet audit, the emergency ladder or a rollback through ansible-runner (as AWX
-does), with progress as the run goes and the verdict table at the end.
+does), with progress as the run goes and the verdict table at the end (a row per site under each host).
 
     wp502 audit      [-i INVENTORY] [-l LIMIT] [-e VAR=VALUE ...] [--check]
     wp502 emergency  -l HOSTS [-i INVENTORY] [-e VAR=VALUE ...] [--check] [--diff] [--force]
     wp502 rollback   -l HOSTS [-i INVENTORY] [--run-id ID] [--check]
 
 Exit status: 0 when nothing is left broken, 1 when a host is still unhealthy (audit: a host has a
-cause of 502s; emergency: a host was not healed), 2 when the run itself failed (a host unreachable
-or refused, a task failed), 64 for bad usage.
+cause of 502s; emergency: a host was not healed, i.e. one of its sites still fails or broke), 2 when
+the run itself failed (a host unreachable or refused, a task failed), 64 for bad usage.
 """
 
 from __future__ import annotations
@@ -101,27 +101,61 @@ class Progress:
 
 
 def audit_table(summary: dict) -> tuple[list[str], int]:
+    """A row per site under each host (host, site, top cause, state); a host whose summary has no
+    sites (older wp502, or not audited) has one row with site "-". The exit status is the hosts'."""
     unhealthy = set(summary.get("unhealthy") or [])
-    rows = [f"{'host':<14} {'top cause':<18} state"]
+    sites = summary.get("sites") or {}
+    rows = [f"{'host':<14} {'site':<24} {'top cause':<18} state"]
     for host, cause in sorted((summary.get("verdicts") or {}).items()):
-        state = "502s: run the emergency" if host in unhealthy else ("not audited" if cause is None else "ok")
-        rows.append(f"{host:<14} {cause or '-':<18} {state}")
+        if not sites.get(host):
+            state = "502s: run the emergency" if host in unhealthy else ("not audited" if cause is None else "ok")
+            rows.append(f"{host:<14} {'-':<24} {cause or '-':<18} {state}")
+            continue
+        for site in sites[host]:
+            if site.get("failing"):
+                state = "502s: run the emergency"
+            elif site.get("top_cause") not in (None, "healthy"):
+                state = "answers (see the report)"
+            else:
+                state = "ok"
+            rows.append(f"{host:<14} {site.get('site') or '-':<24} {site.get('top_cause') or '-':<18} {state}")
     rows.append(f"statuses: {summary.get('statuses')}; report: {summary.get('report_dir')}/report.html")
     return rows, UNHEALTHY if unhealthy else OK
+
+
+def _report_filters():
+    spec = importlib.util.spec_from_file_location("wp502_report", PROJECT / "plugins" / "filter" / "wp502_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _outcome(result: dict) -> dict:
     """The host's outcome as the playbook decided it, or as the same filter decides it for older results."""
     if "state" in result and "ok" in result:
         return result
-    spec = importlib.util.spec_from_file_location("wp502_report", PROJECT / "plugins" / "filter" / "wp502_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {**result, **module.wp502_emergency_outcome(result)}
+    return {**result, **_report_filters().wp502_emergency_outcome(result)}
+
+
+_SITE_WORDS = {"healthy": "answers", "planned": "check mode: planned", "cdn_only": "stopped: cdn_only"}
+
+
+def _site_outcome(site: dict) -> str:
+    """A site's outcome in the table's words (the site's own state, decided by the report filter)."""
+    state = site.get("state")
+    if state == "healed":
+        return f"healed by {site.get('healed_by')}" if site.get("healed_by") else f"healed ({site.get('after')})"
+    if state == "broke":
+        return f"BROKE ({site.get('before')} -> {site.get('after')})"
+    if state == "not_healed":
+        return f"NOT healed ({site.get('after') or 'no answer'})"
+    return _SITE_WORDS.get(state, state or "?")
 
 
 def emergency_table(results: dict) -> tuple[list[str], int]:
-    rows = [f"{'host':<14} {'top cause':<18} {'outcome':<28} {'culprits':<28} rungs (seconds)"]
+    """A row per host (its outcome, rungs) and, when its result has sites, a row per site under it
+    (site, top cause, outcome, culprits). The exit status is the hosts' outcomes'."""
+    rows = [f"{'host':<14} {'site':<24} {'top cause':<18} {'outcome':<28} {'culprits':<28} rungs (seconds)"]
     code = OK
     for host, given in sorted(results.items()):
         # The playbook decides the outcome (plugins/filter/wp502_report.py's wp502_emergency_outcome).
@@ -130,17 +164,29 @@ def emergency_table(results: dict) -> tuple[list[str], int]:
         if state in ("refused", "unreachable"):
             outcome, code = state, FAILED
         elif state == "healed":
-            outcome = f"healed by {r.get('healed_by')}"
+            outcome = f"healed by {r.get('healed_by')}" if r.get("healed_by") else "healed"
         elif state == "healthy":
             outcome = "stopped: healthy"
         else:
-            outcome = {"cdn_only": "stopped: cdn_only", "planned": "check mode: planned", "stopped": "NOT healed (stopped)"}.get(
-                state, "NOT healed")
+            outcome = {"cdn_only": "stopped: cdn_only", "planned": "check mode: planned", "stopped": "NOT healed (stopped)",
+                       "broke": "NOT ok: a site broke"}.get(state, "NOT healed")
         if not r.get("ok", False) and state not in ("refused", "unreachable"):
             code = max(code, UNHEALTHY)
+        sites = _report_filters().wp502_emergency_sites(r) if r.get("sites") else []
         rungs = ", ".join(f"{x['rung']} ({x.get('seconds')})" for x in r.get("rungs") or []) or "-"
-        rows.append(f"{host:<14} {r.get('top_cause') or '-':<18} {outcome:<28} {', '.join(r.get('culprits') or []) or '-':<28} {rungs}")
-        if not r.get("ok", False) and r.get("next_step") and state not in ("refused", "unreachable"):
+        where = f"{len(sites)} site{'s' if len(sites) != 1 else ''}" if sites else "-"
+        rows.append(f"{host:<14} {where:<24} {r.get('top_cause') or '-':<18} {outcome:<28} "
+                    f"{', '.join(r.get('culprits') or []) or '-':<28} {rungs}")
+        for site in sites:
+            extra = f" Ray ID {site['ray_id']}" if site.get("state") == "cdn_only" and site.get("ray_id") else ""
+            rows.append(f"{host:<14} {site['site']:<24} {site.get('top_cause') or '-':<18} {_site_outcome(site) + extra:<28} "
+                        f"{', '.join(str(c) for c in site.get('culprits') or []) or '-'}")
+        # A host with sites: its outcome line names them (and may already say what to do next).
+        said = r.get("line") or "" if sites else ""
+        if said:
+            rows.append(f"{'':<14} {said}")
+        if not r.get("ok", False) and r.get("next_step") and state not in ("refused", "unreachable") \
+                and f"next: {r['next_step']}" not in said:
             rows.append(f"{'':<14} next: {r['next_step']}")
         if r.get("refused") or r.get("unreachable"):
             rows.append(f"{'':<14} {r.get('refused') or r.get('unreachable')}")

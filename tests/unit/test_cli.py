@@ -62,8 +62,9 @@ def test_emergency_table_and_exit_codes():
 def test_audit_table_exit_code_says_whether_a_host_is_unhealthy():
     rows, code = cli.audit_table({"verdicts": {"wp1": "fpm_down", "wp2": "healthy"}, "unhealthy": ["wp1"],
                                   "statuses": {"ok": 2}, "report_dir": "/r"})
-    assert code == cli.UNHEALTHY and rows[1].split() == ["wp1", "fpm_down", "502s:", "run", "the", "emergency"]
-    assert rows[2].split() == ["wp2", "healthy", "ok"] and "report: /r/report.html" in rows[-1]
+    # A summary without sites (older wp502): one row per host, site "-".
+    assert code == cli.UNHEALTHY and rows[1].split() == ["wp1", "-", "fpm_down", "502s:", "run", "the", "emergency"]
+    assert rows[2].split() == ["wp2", "-", "healthy", "ok"] and "report: /r/report.html" in rows[-1]
     assert cli.audit_table({"verdicts": {"wp2": "healthy"}, "unhealthy": []})[1] == cli.OK
 
 
@@ -83,3 +84,49 @@ def test_the_installed_command_works_from_a_shell_without_the_venv_on_path(tmp_p
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == cli.OK, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "no host matched" in proc.stdout  # ansible-playbook really ran the audit
+
+
+def test_audit_table_has_a_row_per_site():
+    rows, code = cli.audit_table({
+        "verdicts": {"wp1": "slow_plugin", "wp2": "healthy", "ghost": None}, "unhealthy": ["wp1"],
+        "sites": {"wp1": [{"site": "sitea.test", "top_cause": "healthy", "failing": False},
+                          {"site": "siteb.test", "top_cause": "slow_plugin", "failing": True},
+                          {"site": "sitec.test", "top_cause": "capacity", "failing": False}],
+                  "wp2": [{"site": "/var/www/html", "top_cause": "healthy", "failing": False}], "ghost": []},
+        "statuses": {"ok": 2, "unreachable": 1}, "report_dir": "/r"})
+    assert code == cli.UNHEALTHY
+    assert [r.split()[:3] for r in rows[1:-1]] == [
+        ["ghost", "-", "-"], ["wp1", "sitea.test", "healthy"], ["wp1", "siteb.test", "slow_plugin"],
+        ["wp1", "sitec.test", "capacity"], ["wp2", "/var/www/html", "healthy"]]
+    assert rows[1].endswith("not audited") and rows[3].endswith("502s: run the emergency") and rows[2].endswith(" ok")
+    assert rows[4].endswith("answers (see the report)")
+
+
+def em_site(sid, before, after, healed_by=None, culprits=(), **extra):
+    return dict({"site": sid, "before": before, "after": after, "answering_before": before == "200",
+                 "answering_after": after == "200", "top_cause": "slow_plugin", "healed_by": healed_by,
+                 "culprits": list(culprits), "state": "?"}, **extra)
+
+
+def test_emergency_table_has_a_row_per_site_and_a_broken_site_fails_the_run():
+    healed = {"top_cause": "slow_plugin", "rungs": [{"rung": "plugins", "seconds": 9.8}],
+              "sites": [em_site("sitea.test", "200", "200"), em_site("siteb.test", "502", "200", "plugins", ["wp502-fault-slow"]),
+                        em_site("sitec.test", "500", "200", "restart_db")]}
+    rows, code = cli.emergency_table({"wp1": healed})
+    assert code == cli.OK
+    assert rows[1].split()[:3] == ["wp1", "3", "sites"] and "healed" in rows[1] and "plugins (9.8)" in rows[1]
+    assert rows[2].split() == ["wp1", "sitea.test", "slow_plugin", "answers", "-"]
+    assert rows[3].split() == ["wp1", "siteb.test", "slow_plugin", "healed", "by", "plugins", "wp502-fault-slow"]
+    assert rows[4].split()[:6] == ["wp1", "sitec.test", "slow_plugin", "healed", "by", "restart_db"]
+    assert rows[5].strip() == "healed 2 of 2 failing sites: siteb.test by plugins (culprit wp502-fault-slow), sitec.test by restart_db"
+    # A rung healed B and broke A: the host is not ok, the run exits 1, the table names A.
+    broke = dict(healed, sites=[em_site("sitea.test", "200", "502"), em_site("siteb.test", "502", "200", "plugins")],
+                 next_step="roll back: ansible-playbook playbooks/rollback-502.yml -l wp1")
+    rows, code = cli.emergency_table({"wp1": broke})
+    assert code == cli.UNHEALTHY and "NOT ok: a site broke" in rows[1] and "BROKE (200 -> 502)" in rows[2]
+    assert sum("next: roll back" in r for r in rows) == 1
+    cdn = {"top_cause": "healthy", "stopped": "cdn_only", "rungs": [],
+           "sites": [em_site("sitec.test", "200", "200", state="cdn_only", cdn="cloudflare", ray_id="8f1c-AMS")]}
+    rows, code = cli.emergency_table({"wp1": cdn})
+    assert code == cli.UNHEALTHY and "stopped: cdn_only Ray ID 8f1c-AMS" in rows[2]
+    assert rows[3].strip() == "cdn_only: sitec.test fails only through cloudflare (Ray ID 8f1c-AMS)"
