@@ -238,7 +238,7 @@ th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}t
 .healthy{color:#17803d}.bad{color:#b42318;font-weight:600}.muted{color:#888}h2{margin-top:28px}
 .chart{display:inline-block;margin:8px 24px 8px 0;vertical-align:top}.chart text{font-size:11px}
 figcaption{font-size:12px;color:#444;margin-bottom:4px}
-tbody.host{border-top:2px solid #999}tbody.host th{background:#fafafa;white-space:nowrap}
+tbody.host{border-top:2px solid #999}tbody.host th{background:#fafafa;max-width:24em;font-weight:600}
 tr.failing td{background:#fff4f2}thead th{position:sticky;top:0}"""
 
 
@@ -609,7 +609,7 @@ def wp502_emergency_html(results, title="wp502 emergency run", when=""):
                            esc(host), esc(site["site"]), esc(site["state"]), "" if site["ok"] else ' class="failing"', head,
                            esc(site["site"]), esc(str(site.get("top_cause") or "-")), esc(_answer(site.get("before"))),
                            esc(_answer(site.get("after"))), "healthy" if site["ok"] else "bad",
-                           esc("%s: %s" % (site["state"], site["line"])), esc(str(site.get("healed_by") or "")),
+                           esc("%s: %s" % (site["state"].replace("_", " "), site["line"])), esc(str(site.get("healed_by") or "")),
                            esc(", ".join(str(c) for c in site.get("culprits") or [])), tail))
         out.append("</tbody>")
     out.append('</table><h2>Rungs</h2><div id="rungs">')

@@ -1,6 +1,7 @@
 """The fleet report in a real headless Chromium (Debian's chromium): the page loads from disk with
 no network, the browser's DOM has the verdict table, the charts and the data, and a screenshot
-is kept as a test artifact (artifacts/browser/report.png)."""
+is kept as a test artifact (artifacts/browser/report.png); hosts with several sites (fifteen on one)
+are measured in the laid-out page: the host cell spans its sites and the table fits the window."""
 
 from __future__ import annotations
 
@@ -127,6 +128,107 @@ def test_the_emergency_report_shows_each_rung(tmp_path):
     assert dom.count('data-rung="restart_fpm"') == 2 and "19.6 s" in dom
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "emergency.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert png_size_and_colours(shot)[2] > 20
+
+
+def site(sid, cause="healthy", failing=False, status=200, **http):
+    top = {"cause": cause, "confidence": 0.9, "evidence": [f"{sid}: why {cause}"], "rungs": [] if cause == "healthy" else ["plugins"]}
+    return {"id": sid, "names": [sid, "www." + sid], "docroot": "/var/www/" + sid, "server": "nginx", "pools": [sid],
+            "wordpress": {"path": "/var/www/" + sid}, "verdict": [top], "top_cause": cause, "failing": failing,
+            "http": dict({"origin": {"/": {"status": status}, "/wp-login.php": {"status": status}}, "origin_healthy": not failing},
+                         **http)}
+
+
+# Measured in the browser once the page is laid out, written into the DOM for --dump-dom to carry out.
+MEASURE = """<script>window.addEventListener('load', () => {
+  const out = {};
+  for (const body of document.querySelectorAll('#verdicts tbody.host, #outcomes tbody.host')) {
+    const head = body.querySelector('th[scope=rowgroup]');
+    const rows = [...body.querySelectorAll('tr')];
+    out[body.dataset.host] = {rows: rows.length, head: Math.round(head.getBoundingClientRect().height),
+      span: Math.round(rows.reduce((n, r) => n + r.getBoundingClientRect().height, 0)),
+      tallest: Math.round(Math.max(...rows.map(r => r.getBoundingClientRect().height)))};
+  }
+  out.overflow = document.documentElement.scrollWidth > window.innerWidth;
+  document.body.setAttribute('data-measure', JSON.stringify(out));
+});</script>"""
+
+
+def measured(dom: str) -> dict:
+    import html as _html
+    import json
+
+    return json.loads(_html.unescape(dom.split('data-measure="', 1)[1].split('"', 1)[0]))
+
+
+def test_fifteen_sites_on_a_host_read_as_one_group_in_chromium(tmp_path):
+    agency = [site(f"shop{i:02d}.example") for i in range(15)]
+    agency[4] = site("shop04.example", "bom", failing=True, status=500)
+    agency[12] = site("shop12.example", "slow_plugin", failing=True, status=502,
+                      public={"/": {"status": 522}}, cdn="cloudflare", ray_id="8f1c2a3b4d5e6f70-AMS")
+    three = [site("sitea.test"), site("siteb.test", "mysql_down", failing=True, status=500), site("sitec.test")]
+
+    def host(sites):
+        ev = evidence("healthy", 0.9)
+        worst = next((s for s in sites if s["failing"]), sites[0])
+        ev.update(sites=sites, verdict=[dict(worst["verdict"][0], site=worst["id"])], top_cause=worst["top_cause"])
+        return {"wp502_evidence_result": ev}
+
+    hostvars = {"agency": host(agency), "web2": host(three), "old": HOSTVARS["web1"], "down": {}}
+    summary = rep.wp502_fleet_summary(hostvars, list(hostvars), unreachable=["down"])
+    page = tmp_path / "sites.html"
+    page.write_text(rep.wp502_report_html(summary, "wp502 fleet audit", "2026-12-01T00:00:00Z").replace("</body>", MEASURE + "</body>"))
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    parsed = DOM()
+    parsed.feed(dom)
+    assert parsed.rows == ["agency"] * 15 + ["web2"] * 3 + ["old", "down"]
+    m = measured(dom)
+    # The host cell spans exactly its own rows, each row stays one line or two (no cell explodes), and
+    # the table fits the window.
+    assert m["agency"]["rows"] == 15 and abs(m["agency"]["head"] - m["agency"]["span"]) <= 2
+    assert m["web2"]["rows"] == 3 and abs(m["web2"]["head"] - m["web2"]["span"]) <= 2
+    assert m["agency"]["tallest"] < 80 and m["overflow"] is False
+    assert "audited, 2 of 15 sites failing" in dom and "Ray ID 8f1c2a3b4d5e6f70-AMS" in dom
+    assert dom.count('class="failing"') == 2 + 1 + 1 and "site-causes" in parsed.ids  # agency, web2, the old host's one site
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report-sites.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert png_size_and_colours(shot)[2] > 20
+
+
+def test_the_emergency_report_has_a_row_per_site_in_chromium(tmp_path):
+    def em_site(sid, before, after, healed_by=None, culprits=(), **extra):
+        return dict({"site": sid, "before": before, "after": after, "answering_before": before == "200",
+                     "answering_after": after == "200", "top_cause": "slow_plugin", "healed_by": healed_by,
+                     "culprits": list(culprits), "state": "?"}, **extra)
+    results = {
+        "wp1": {"top_cause": "slow_plugin", "journal": "/var/lib/wp502/runs/A",
+                "rungs": [{"rung": "restart_db", "healed": False, "seconds": 2.0, "sites": ["sitec.test"]},
+                          {"rung": "plugins", "healed": True, "seconds": 9.1, "sites": ["siteb.test"]}],
+                "sites": [em_site("sitea.test", "200", "200"), em_site("siteb.test", "502", "200", "plugins", ["wp502-fault-slow"]),
+                          em_site("sitec.test", "500", "200", "restart_db")]},
+        "wp2": {"top_cause": "slow_plugin", "rungs": [{"rung": "plugins", "healed": False, "seconds": 5.0}],
+                "sites": [em_site("sitea.test", "200", "502"), em_site("siteb.test", "502", "502")]},
+        "wp3": {"top_cause": "fpm_down", "healed_by": "restart_fpm", "rungs": []},
+    }
+    page = tmp_path / "emergency-sites.html"
+    page.write_text(rep.wp502_emergency_html(results, "wp502 emergency run", "2026-12-01T00:00:00Z").replace(
+        "</body>", MEASURE + "</body>"))
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    parsed = DOM()
+    parsed.feed(dom)
+    assert parsed.rows == ["wp1"] * 3 + ["wp2"] * 2 + ["wp3"]
+    assert "healed 2 of 2 failing sites: siteb.test by plugins (culprit wp502-fault-slow), sitec.test by restart_db" in dom
+    assert 'data-site="sitea.test" data-state="broke"' in dom and "not healed: siteb.test still answers 502 after plugins" in dom
+    m = measured(dom)
+    assert abs(m["wp1"]["head"] - m["wp1"]["span"]) <= 2 and m["overflow"] is False
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "emergency-sites.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", f"--screenshot={shot}",
                     page.as_uri()], capture_output=True, timeout=120, check=True)
     assert png_size_and_colours(shot)[2] > 20
