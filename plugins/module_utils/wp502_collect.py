@@ -563,6 +563,9 @@ class Collector:
             if pool.get("slowlog"):
                 slow = pool["slowlog"]
                 paths.append(slow if slow.startswith("/") else os.path.join("/var", slow))
+            # php_admin_value[error_log]: where a per-site pool's PHP fatals go instead of FPM's own log
+            if isinstance(pool.get("error_log"), str) and pool["error_log"].startswith("/"):
+                paths.append(pool["error_log"])
         paths += self.extra_logs
         paths = [p for i, p in enumerate(paths) if p not in paths[:i]]
         scanner = Scanner(since_epoch=self.since, max_samples=3, now=self.now)

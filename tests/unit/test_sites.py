@@ -419,3 +419,13 @@ def test_site_failing_and_the_worst_site_for_compatibility():
     assert [ev.site_failing(h) for h in (ok, bad, cdn, {}, {"origin_healthy": None})] == [False, True, True, False, False]
     assert ev.worst_http([{"http": ok}, {"http": bad}]) is bad and ev.worst_http([{"http": ok}]) is ok
     assert ev.worst_http([]) == {}
+
+
+def test_a_pools_php_error_log_and_slowlog_are_among_the_logs_read(tmp_path, monkeypatch):
+    log = tmp_path / "web4-php.log"
+    log.write_text("[02-Dec-2026 00:10:01 UTC] PHP Fatal error:  Allowed memory size of 134217728 bytes exhausted\n")
+    fpm = {"logs": [], "pools": [{"name": "web4", "slowlog": str(tmp_path / "slow.log"), "error_log": str(log)},
+                                 {"name": "rel", "error_log": "relative.log"}]}
+    c = collector(monkeypatch)
+    out = c.logs({"kind": "nginx", "servers": []}, fpm)
+    assert out["paths"] == [str(tmp_path / "slow.log"), str(log)]
