@@ -535,7 +535,7 @@ class _Group:
         self.signals = Counter()
         self.functions = Counter()
 
-    def add(self, sig, epoch, line, max_samples):
+    def add(self, sig, epoch, sample, max_samples):
         s = self.sigs.get(sig)
         if s is None:
             s = self.sigs[sig] = _Sig(max_samples)
@@ -545,8 +545,8 @@ class _Group:
                 s.first = epoch
             if s.last is None or epoch > s.last:
                 s.last = epoch
-        if s.samples.maxlen:
-            s.samples.append(line[:SAMPLE_MAX])
+        if max_samples:
+            s.samples.append(sample)
 
     def as_dict(self):
         out = dict((name, self.keys[i]) for i, name in enumerate(GROUP_KEYS))
@@ -576,6 +576,7 @@ class Scanner:
         self.since = since_epoch
         self.kind = kind
         self.max_samples = max_samples
+        self._group_samples = max(0, min(GROUP_SAMPLES, max_samples))
         self.rotated = rotated
         self.now = time.time() if now is None else now
         self.chunk_size = max(4096, chunk_size)
@@ -643,7 +644,8 @@ class Scanner:
         return group
 
     def _record(self, sig, epoch, line, details, group=None):
-        (group or self._group(details)).add(sig, epoch, line, min(GROUP_SAMPLES, self.max_samples))
+        sample = line[:SAMPLE_MAX]
+        (group or self._group(details)).add(sig, epoch, sample, self._group_samples)
         s = self.sigs[sig]
         s.count += 1
         if epoch is not None:
@@ -652,7 +654,7 @@ class Scanner:
             if s.last is None or epoch > s.last:
                 s.last = epoch
         if s.samples.maxlen:
-            s.samples.append(line[:SAMPLE_MAX])
+            s.samples.append(sample)
         if details.get("upstream"):
             self.by_upstream[details["upstream"]] += 1
         if details.get("pool"):
@@ -694,6 +696,7 @@ class Scanner:
         if self.since is not None and epoch is not None and epoch < self.since:
             return
         second = int(epoch) if epoch is not None else None
+        group = None
         if sig == "slow_request":
             key = (second, details.get("pid"))
             if key in self._slow_keys:
@@ -701,14 +704,16 @@ class Scanner:
             self._remember_slow(key)
         elif sig == "terminate_timeout":
             self._terminated[details.get("pid")] = epoch
-            self._suspect(details.get("script", ""), "terminate_timeout", self._group(details))
+            group = self._group(details)
+            self._suspect(details.get("script", ""), "terminate_timeout", group)
         elif sig == "child_signal" and details.get("signal") in ("SIGTERM", "SIGKILL", "SIGQUIT"):
             # FPM kills a worker it gave up on: that is the timeout already counted, not a crash.
             when = self._terminated.get(details.get("pid"), "none")
             if when != "none" and (when is None or epoch is None or abs(epoch - when) <= 5):
                 return
         elif sig == "fastcgi_stderr":
-            self._suspect(line[:CLASSIFY_HEAD], "fastcgi_stderr", self._group(details))
+            group = self._group(details)
+            self._suspect(line[:CLASSIFY_HEAD], "fastcgi_stderr", group)
         if details.get("pidtid") and second is not None:
             last = self._apache_last.get(details["pidtid"])
             self._apache_last[details["pidtid"]] = (second, sig)
@@ -716,7 +721,7 @@ class Scanner:
                 return
             if len(self._apache_last) > 4096:
                 self._apache_last.clear()
-        self._record(sig, epoch, line, details)
+        self._record(sig, epoch, line, details, group)
 
     def _remember_slow(self, key):
         if len(self._slow_keys) > 200000:
