@@ -7,12 +7,15 @@ The evidence record (every part optional; what is missing is simply not used)::
 
     http:      {origin: {"/": {status, elapsed}, "/wp-login.php": {...}}, public: {...}, cdn: "cloudflare"}
     logs:      a wp502_log_scan result (signatures, suspects, ...)
-    fpm:       {services: [{name, active}], pools: [{name, listen, socket_exists, workers,
-                "pm.max_children", rss_p95, ...}]}
+    fpm:       {services: [{name, active}], pools: [{name, listen, socket_exists, workers, pm,
+                "pm.max_children", status: {listen_queue, max_children_reached, active_processes}, ...}],
+                listens: [every pool's listen address] (a site's view only: its pools are in pools)}
     frontend:  {kind, active, upstreams: ["unix:/run/php/php8.2-fpm.sock", "127.0.0.1:9000"]}
-    wordpress: [{path, bom_files: [...], whitespace_files: [...]}]
-    db:        {reachable, slow_queries, long_running, autoload_bytes}
-    host:      {oom: {counts: {...}}, disks: [{path, free, used_pct}], mem: {...}}
+    wordpress: [{path, config_values: {db_host}, bom_files: [...], whitespace_files: [...],
+                bom_files_unproven: [...]}]   (bom_files: only files proven loaded)
+    db:        {reachable, error, slow_queries, long_running, autoload_bytes}
+    host:      {oom: {counts: {...}}, disks: [{path, free, used_pct}], mem: {...},
+                database: {service, active, socket, socket_exists}}
     peak_hours:{by_hour: {"21": n, ...}, recurring: bool}
 
 Each cause: ``{cause, confidence (0..1), evidence: [str], rungs: [str], ...}``, most likely first.
