@@ -138,3 +138,85 @@ def _dump_logs_on_failure(target: Target, request) -> None:
         text = target.log(path)
         if text:
             print(f"--- {target.container}:{path} (last 30 lines)\n" + "\n".join(text.splitlines()[-30:]))
+
+
+# --- Targets with several WordPress sites (`make lab SITES=3`): site 1, siteb.test, sitec.test (TCP pool).
+
+SITES = 3
+
+
+class SitesTarget(Target):
+    """A lab target with SITES WordPress sites; its inventory lists them (wp502_lab_sites) as `make lab` writes it."""
+
+    def __init__(self, spec: dict, key: Path, tmp: Path, sites: list[dict]):
+        super().__init__(spec, key, tmp)
+        self.sites = {s["name"]: s for s in sites}
+        doc = json.loads(self.inventory.read_text())
+        doc["all"]["children"]["wp502_lab"]["hosts"][self.name]["wp502_lab_sites"] = sites
+        self.inventory.write_text(json.dumps(doc))
+        self.registry = {s["name"]: s for s in json.loads(self.host.check_output("wp502-lab-site list"))}
+
+    def host_header(self, site: str) -> str:
+        """Site 1 is asked as the published port (the default vhost); the others by their own name."""
+        return f"{labctl.LOOPBACK}:{self.http_port}" if site == "wordpress" else self.sites[site]["host"]
+
+    def get_site(self, site: str, path: str = "/", timeout: float = 40.0) -> int | None:
+        return labctl.http_status(self.http_port, path, timeout=timeout, host=self.host_header(site))
+
+    def fetch_site(self, site: str, path: str = "/") -> tuple[int, str]:
+        """Status and body, asked on the target itself (docker exec curl) with the site's Host header."""
+        host = "localhost" if site == "wordpress" else self.sites[site]["host"]
+        out = self.host.check_output(f"curl -s --max-time 40 -H 'Host: {host}' -w '\\n%{{http_code}}' http://127.0.0.1{path}")
+        body, _, code = out.rpartition("\n")
+        return int(code), body
+
+    def statuses(self) -> dict[str, int | None]:
+        return {name: self.get_site(name) for name in self.sites}
+
+    def break_site(self, fault: str, site: str | None = None) -> subprocess.CompletedProcess:
+        extra = ["-e", f"wp502_lab_site={site}"] if site else []
+        proc = self.playbook("playbooks/lab-break.yml", "-e", f"wp502_lab_fault={fault}", "-e", "wp502_lab_probe=false", *extra)
+        assert proc.returncode == 0, f"lab-break.yml {fault} {site} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+        return proc
+
+
+def _fresh_sites_target(frontend, ssh_key, tmp_path, request):
+    sites = labctl.plan_sites(SITES)
+    target = _start(frontend, ssh_key, tmp_path)
+    try:
+        labctl.add_sites(target.spec, sites)
+        target = SitesTarget(target.spec, ssh_key, tmp_path / "sites", sites)
+    except Exception:
+        labctl.docker("rm", "-f", target.container, check=False)
+        raise
+    yield target
+    _dump_logs_on_failure(target, request)
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for name in list(target.sites)[1:]:
+            for path in (target.registry[name]["error_log"], target.registry[name]["slowlog"]):
+                text = target.log(path)
+                if text:
+                    print(f"--- {target.container}:{path} (last 30 lines)\n" + "\n".join(text.splitlines()[-30:]))
+    labctl.docker("rm", "-f", target.container, check=False)
+
+
+@pytest.fixture
+def nginx_sites_target(lab_images, ssh_key, tmp_path, request):
+    """A fresh nginx target with three WordPress sites, removed after the test."""
+    (tmp_path / "sites").mkdir()
+    yield from _fresh_sites_target("nginx", ssh_key, tmp_path, request)
+
+
+@pytest.fixture
+def apache_sites_target(lab_images, ssh_key, tmp_path, request):
+    """A fresh Apache target with three WordPress sites, removed after the test."""
+    (tmp_path / "sites").mkdir()
+    yield from _fresh_sites_target("apache", ssh_key, tmp_path, request)
+
+
+@pytest.fixture(params=["nginx", "apache"])
+def sites_target(lab_images, ssh_key, tmp_path, request):
+    """A fresh three-site target of each front-end in turn."""
+    (tmp_path / "sites").mkdir()
+    yield from _fresh_sites_target(request.param, ssh_key, tmp_path, request)
