@@ -47,6 +47,7 @@ from ansible.module_utils.wp502_host import (
     workers_by_pool,
 )
 from ansible.module_utils.wp502_http import probe_paths, probe_sites
+from ansible.module_utils.wp502_ladder import plan_ladder
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_sites import build_sites, origin_endpoint, resolve_php_path, wp_multisite
 from ansible.module_utils.wp502_verdict import diagnose, norm_addr
@@ -614,14 +615,13 @@ class Collector:
     def probe_all(self, sites):
         """Every site asked at its origin (its Host header, port and scheme) and its public URL, concurrently
         within one deadline: each site's ``http``, and ``evidence["probe"]``."""
-        targets = [{"id": s["id"], "host": s.get("probe_host"), "port": s.get("port") or 80, "scheme": s.get("scheme") or "http",
-                    "url": s.get("url")} for s in sites]
+        targets = probe_targets(sites)
         res = probe_sites(targets, self.probe_timeout, cookie_paths=self.cookie_paths) if targets else \
             {"sites": {}, "skipped": [], "seconds": 0.0}
         for site in sites:
             site["http"] = res["sites"].get(site["id"]) or {}
         return {"sites": len(sites), "probed": len(sites) - len(res["skipped"]), "skipped": res["skipped"],
-                "seconds": res["seconds"]}
+                "seconds": res["seconds"], "targets": targets}
 
     # ---- everything --------------------------------------------------------------------------
     def collect(self):
@@ -634,7 +634,7 @@ class Collector:
         self.timeouts(fpm, front)
         sites = self.find_sites(front, fpm["pools"])
         # The origins are asked first: what they answer now, before the slower reads below.
-        probe = {"sites": len(sites), "probed": 0, "skipped": [], "seconds": 0.0}
+        probe = {"sites": len(sites), "probed": 0, "skipped": [], "seconds": 0.0, "targets": probe_targets(sites)}
         if self.probe_enabled:
             probe = self.probe_all(sites)
         dbs = {}  # one read per distinct database: (host, name, prefix)
@@ -679,6 +679,9 @@ class Collector:
             for site in sites:
                 site["failing"] = site_failing(site.get("http"))
             verdict = diagnose(evidence)
+        # The emergency's plan: every site's top cause's rungs (wp502_ladder.plan_ladder), as if each site failed;
+        # the ladder keeps the steps of the sites that fail when it asks them again before it changes anything.
+        evidence["plan"] = plan_ladder([dict(s, failing=True) for s in sites])
         evidence.update({"verdict": verdict, "top_cause": verdict[0]["cause"], "errors": self.errors,
                          "collected_at": iso(self.now), "collect_seconds": round(time.time() - started, 3)})
         return evidence
@@ -710,6 +713,13 @@ class Collector:
             if rc == 0:
                 lines = out.splitlines()
         return oom_kills(lines)
+
+
+def probe_targets(sites):
+    """Where each site is asked (``wp502_http.probe_sites`` and ``wp502_probe sites=``): id, Host header, port,
+    scheme and public URL."""
+    return [{"id": s["id"], "host": s.get("probe_host"), "port": s.get("port") or 80, "scheme": s.get("scheme") or "http",
+             "url": s.get("url")} for s in sites]
 
 
 def _connect(listen):
