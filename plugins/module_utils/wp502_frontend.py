@@ -62,8 +62,9 @@ def parse_nginx(dump):
 
     Each server: ``{file, server_names, listen, default_server, redirect, root, error_log, access_log,
     fastcgi_pass: [...], fastcgi_read_timeout (s), fastcgi_buffer_size, php_locations}``; ``default_server``
-    when one of its listens says ``default_server`` (or the old ``default``), ``redirect`` when the block
-    answers everything with a server-level ``return 301/302/307/308`` (the :80 half of an https site). ``include`` directives are
+    when one of its listens says ``default_server`` (or the old ``default``), ``redirect`` True when the block
+    answers everything with a server-level ``return 301/302/307/308`` (the :80 half of an https site), ``"http"``
+    when it sends only plain HTTP to https (``if ($scheme = http) { return 301 https://...; }``). ``include`` directives are
     already expanded by ``nginx -T``, file by file; the main file's ``include`` lines are followed
     by position (an included file's directives join the block that included it).
     """
@@ -147,6 +148,12 @@ def _glob_match(pattern, name):
     return not pattern.startswith("/") and re.match("^.*/" + rx[1:], name) is not None
 
 
+_REDIRECTS = (["301"], ["302"], ["303"], ["307"], ["308"])
+# The tests of an ``if`` that picks out plain-HTTP requests in a server listening on both 80 and 443.
+_PLAIN_TEST = ("($scheme=http)", "($scheme=\"http\")", "($scheme!=https)", "($scheme!=\"https\")", "($https=\"\")",
+               "($https!=on)", "($https!=\"on\")")
+
+
 def _nginx_server(children, http_settings, upstreams):
     settings = dict((k, v) for k, v in http_settings.items())
     server = {"server_names": [], "listen": [], "fastcgi_pass": [], "php_locations": [], "default_server": False,
@@ -154,13 +161,16 @@ def _nginx_server(children, http_settings, upstreams):
     # nginx inherits a server's settings into its locations wherever they are written in the block.
     for name, args, sub in children:
         if sub is not None:
+            if name == "if" and " ".join(args).replace(" ", "") in _PLAIN_TEST and any(
+                    n == "return" and a[:1] in _REDIRECTS and len(a) > 1 and a[1].startswith("https://") for n, a, _c in sub):
+                server["redirect"] = server["redirect"] or "http"  # if ($scheme = http) { return 301 https://... }
             continue
         if name == "server_name":
             server["server_names"].extend(args)
         elif name == "listen" and args:
             server["listen"].append(" ".join(args))  # "443 ssl http2", "[::]:80 default_server"
             server["default_server"] = server["default_server"] or any(a in ("default_server", "default") for a in args[1:])
-        elif name == "return" and args and args[0] in ("301", "302", "303", "307", "308"):
+        elif name == "return" and args[:1] in _REDIRECTS:
             server["redirect"] = True
         elif name in INHERITED:
             settings[name] = args

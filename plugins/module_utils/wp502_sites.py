@@ -102,6 +102,14 @@ def probe_host(site_name_id, names, default_server):
     return "localhost"
 
 
+def _serving(srv):
+    """The listens a vhost serves on: all, or only its TLS ones when it sends plain HTTP to https."""
+    listens = srv.get("listen") or []
+    if srv.get("redirect") == "http":
+        return [x for x in listens if origin_endpoint([x])[1] == "https"]
+    return listens
+
+
 def _docroot_key(path, realpath):
     path = (path or "").rstrip("/") or "/"
     try:
@@ -229,13 +237,14 @@ def _site(docroot, servers, default, pool_by_addr, active_kind):
             if norm and norm not in upstreams:
                 upstreams.append(norm)
         vhosts.append({"file": srv.get("file"), "names": list(srv.get("names") or []), "listen": list(srv.get("listen") or []),
-                       "default_server": bool(srv.get("default_server")), "redirect": bool(srv.get("redirect")),
+                       "default_server": bool(srv.get("default_server")),
+                       "redirect": srv.get("redirect") if srv.get("redirect") == "http" else bool(srv.get("redirect")),
                        "root": not srv.get("_rootless")})
     sid = site_id(names, docroot)
     # The origin is asked where a vhost that carries the site's id serves it (not where it only redirects).
-    serving = [srv for srv in servers if not srv.get("redirect")]
+    serving = [srv for srv in servers if srv.get("redirect") is not True]
     own = [srv for srv in serving if sid in [site_id([x], None) for x in srv.get("names") or []]]
-    port, scheme = origin_endpoint([listen for srv in own or serving for listen in srv.get("listen") or []] or listens)
+    port, scheme = origin_endpoint([listen for srv in own or serving for listen in _serving(srv)] or listens)
     pools, services = [], []
     for up in upstreams:
         for pool in pool_by_addr.get(addr_key(up), []):

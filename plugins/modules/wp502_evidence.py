@@ -196,7 +196,9 @@ sites:
       description: The active front-end that serves it (C(nginx) or C(apache)).
       type: str
     vhosts:
-      description: Its server blocks or VirtualHosts (C(file), C(names), C(listen), C(default_server), C(redirect), C(root)).
+      description:
+        - Its server blocks or VirtualHosts (C(file), C(names), C(listen), C(default_server), C(root)), C(redirect) true
+          for one that sends every request elsewhere, C(http) for one that sends plain HTTP to https.
       type: list
       elements: dict
     listen:

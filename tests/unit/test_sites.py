@@ -429,3 +429,30 @@ def test_a_pools_php_error_log_and_slowlog_are_among_the_logs_read(tmp_path, mon
     c = collector(monkeypatch)
     out = c.logs({"kind": "nginx", "servers": []}, fpm)
     assert out["paths"] == [str(tmp_path / "slow.log"), str(log)]
+
+
+def test_one_block_on_80_and_443_that_sends_plain_http_to_https_is_probed_over_https():
+    dump = """# configuration file /etc/nginx/nginx.conf:
+http {
+    server {
+        listen 80;
+        listen 443 ssl;
+        server_name both.test;
+        root /var/www/both;
+        if ($scheme != "https") {
+            return 301 https://$host$request_uri;
+        }
+        location ~ \\.php$ { fastcgi_pass unix:/run/php/both.sock; }
+    }
+    server {
+        listen 80;
+        server_name plain.test;
+        root /var/www/plain;
+        if ($http_user_agent ~ bot) { return 403; }
+    }
+}
+"""
+    servers = ev.nginx_servers(fe.parse_nginx(dump))
+    both, plain = ws.build_sites(servers, [], (), "nginx", realpath=same)
+    assert both["vhosts"][0]["redirect"] == "http" and (both["port"], both["scheme"]) == (443, "https")
+    assert plain["vhosts"][0]["redirect"] is False and (plain["port"], plain["scheme"]) == (80, "http")
