@@ -429,10 +429,15 @@ def _culprits(names):
     return " (culprit%s %s)" % ("s" if len(names) > 1 else "", ", ".join(names))
 
 
-def _site_rungs(result, site_id):
-    """The rungs climbed for a site: those naming it (``sites``), or every rung when rungs do not say."""
+def _site_rungs(result, site_id, broke=False):
+    """The rungs climbed for a site: those naming it (``sites``), or every rung when rungs do not say;
+    for a site that broke, the rungs that broke it (``broke``) when they say. A rung undone says so."""
     rungs = [x for x in result.get("rungs") or [] if isinstance(x, dict)]
-    return [str(x.get("rung")) for x in rungs if "sites" not in x or site_id in (x.get("sites") or [])]
+    if broke and any(site_id in (x.get("broke") or []) for x in rungs):
+        rungs = [x for x in rungs if site_id in (x.get("broke") or [])]
+    else:
+        rungs = [x for x in rungs if "sites" not in x or site_id in (x.get("sites") or [])]
+    return ["%s%s" % (x.get("rung"), " (rolled back)" if x.get("rolled_back") else "") for x in rungs]
 
 
 def wp502_emergency_sites(result):
@@ -463,7 +468,7 @@ def wp502_emergency_sites(result):
             state = "not_healed"
         if state == "not_healed" and result.get("check_mode"):
             state = "planned"
-        rungs = _site_rungs(result, sid)
+        rungs = _site_rungs(result, sid, broke=state == "broke")
         if state == "healed":
             line = "%s by %s%s" % (sid, site.get("healed_by"), _culprits(site.get("culprits"))) if site.get("healed_by") \
                 else "%s answers %s now" % (sid, _answer(site.get("after")))
@@ -479,7 +484,7 @@ def wp502_emergency_sites(result):
             line = "%s fails (%s); would climb %s" % (sid, _answer(site.get("before")), ", ".join(rungs) or "no rung")
         else:
             now = _answer(site.get("after") or site.get("before"))
-            line = "%s %s%s" % (sid, "still fails (no answer)" if now == "no answer" else "still answers " + now,
+            line = "%s %s%s" % (sid, "still answers " + now if now[:1].isdigit() else "still fails (%s)" % now,
                                 " after " + ", ".join(rungs) if rungs else " (no rung climbed)")
         site.update(site=sid, state=state, ok=state in ("healed", "healthy"), line=line)
         out.append(site)

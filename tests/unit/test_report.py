@@ -321,6 +321,15 @@ def em(*sites, rungs=("restart_fpm", "plugins"), **extra):
     (em(em_site("a.test", None, None), em_site("b.test", "200", "200"),
         rungs=[{"rung": "plugins", "sites": ["b.test"]}, {"rung": "restart_db", "sites": ["a.test"]}]),
      "not_healed", False, "not healed: a.test still fails (no answer) after restart_db"),
+    # As wp502_site_results words it: the rung that broke A was undone, A answers again; B's rung is named.
+    (em(em_site("a.test", "200", "200", state="healthy"), em_site("b.test", "502", "not asked", state="not_healed"),
+        rungs=[{"rung": "restart_fpm", "sites": ["b.test"], "broke": ["a.test"], "rolled_back": True},
+               {"rung": "plugins", "sites": ["b.test"], "fixed": []}]),
+     "not_healed", False, "not healed: b.test still fails (not asked) after restart_fpm (rolled back), plugins"),
+    (em(em_site("a.test", "200", "502", state="broke"), em_site("b.test", "502", "200", "plugins", state="healed"),
+        rungs=[{"rung": "restart_fpm", "sites": ["b.test"], "broke": ["a.test"]},
+               {"rung": "plugins", "sites": ["b.test"], "fixed": ["b.test"]}]),
+     "broke", False, "broke: a.test answered 200 before, 502 now after restart_fpm; healed 1 of 1 failing site: b.test by plugins"),
     # Unreachable and refused come first, as before.
     (em(em_site("a.test", "502", "502"), unreachable="ssh: timed out"), "unreachable", False, "unreachable: ssh: timed out"),
 ])
