@@ -183,6 +183,7 @@ _APACHE_PIDTID = re.compile(r"\[pid (\d+)(?::tid (\d+))?\]")
 _NGX_SERVER = re.compile(r", server: ([^,\s]+)")
 # the file a PHP fatal error names: "... in /var/www/a/wp-content/plugins/x/x.php on line 12", or ":12"
 _PHP_FILE = re.compile(r" in (/[^\s:'\"]+\.php)(?: on line |:\d)")
+_PHP_LOG = re.compile(r"\[[^\]\n]{10,64}\] PHP (?:Fatal error|Parse error|Recoverable fatal error|Core error|Compile error):")
 _SCRIPT_FILENAME = re.compile(r"^script_filename = (\S+)")
 _SCRIPT_CUT = re.compile(r"/wp-(?:content|admin|includes)/")
 _WP_SLUG = re.compile(r"wp-content/(plugins|mu-plugins|themes)/([^/\s\"'()\\:;,]+)")
@@ -220,6 +221,13 @@ def classify_line(line):
                 _add_server_upstream(head, details)
             return "fastcgi_stderr", details
         return None
+    # PHP's own error log (a pool's php_admin_value[error_log]): the same fatal errors, written by PHP itself.
+    if head.startswith("[") and _PHP_LOG.match(head):
+        details = {"front": "php"}
+        script = _PHP_FILE.search(head)
+        if script:
+            details["script"] = script.group(1)
+        return "fastcgi_stderr", details
     if "[pool " in head:
         found = _fpm_match(head)
         if found:
@@ -310,7 +318,8 @@ def wp_slugs(text):
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _TS = re.compile(
     r"(?P<ngx>(?P<ny>\d{4})/(?P<nm>\d\d)/(?P<nd>\d\d) (?P<nH>\d\d):(?P<nM>\d\d):(?P<nS>\d\d))"
-    r"|\[(?P<fd>\d\d)-(?P<fm>[A-Z][a-z]{2})-(?P<fy>\d{4}) (?P<fH>\d\d):(?P<fM>\d\d):(?P<fS>\d\d)(?:\.\d+)?\]"
+    r"|\[(?P<fd>\d\d)-(?P<fm>[A-Z][a-z]{2})-(?P<fy>\d{4}) (?P<fH>\d\d):(?P<fM>\d\d):(?P<fS>\d\d)(?:\.\d+)?"
+    r"(?: (?P<fz>[A-Za-z][\w/+-]{0,40}))?\]"  # PHP's own error_log adds its zone: [02-Dec-2026 00:10:00 UTC]
     r"|\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<am>[A-Z][a-z]{2}) +(?P<ad>\d{1,2}) (?P<aH>\d\d):(?P<aM>\d\d):(?P<aS>\d\d)"
     r"(?:\.\d+)? (?P<ay>\d{4})\]"
     r"|(?P<iy>\d{4})-(?P<im>\d\d)-(?P<id>\d\d)[T ](?P<iH>\d\d):(?P<iM>\d\d):(?P<iS>\d\d)(?:[.,]\d+)?"
@@ -337,7 +346,10 @@ def parse_timestamp(line, now=None):
         if g("ngx"):
             return _local_epoch(int(g("ny")), int(g("nm")), int(g("nd")), int(g("nH")), int(g("nM")), int(g("nS")))
         if g("fd"):
-            return _local_epoch(int(g("fy")), _MONTHS[g("fm")], int(g("fd")), int(g("fH")), int(g("fM")), int(g("fS")))
+            fields = (int(g("fy")), _MONTHS[g("fm")], int(g("fd")), int(g("fH")), int(g("fM")), int(g("fS")))
+            if g("fz") in ("UTC", "GMT", "Etc/UTC"):
+                return float(calendar.timegm((*fields, 0, 0, 0)))
+            return _local_epoch(*fields)  # a named zone other than UTC: read as the host's local time
         if g("am"):
             return _local_epoch(int(g("ay")), _MONTHS[g("am")], int(g("ad")), int(g("aH")), int(g("aM")), int(g("aS")))
         if g("iy"):

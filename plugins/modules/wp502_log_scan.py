@@ -82,7 +82,9 @@ notes:
     C(AH01067 Failed to read FastCGI header), C(End of script output before headers), C((104\\)Connection reset by peer
     ... AH01075) and C(mod_fcgid: error reading data from FastCGI server) are C(premature_close); C(AH02429 Response
     header name ... contains invalid characters), C(AH01070 Error parsing script headers) and C(malformed header from
-    script) are C(invalid_header); C(AH01071 Got error 'PHP message: PHP Fatal error ...') is C(fastcgi_stderr);
+    script) are C(invalid_header); C(AH01071 Got error 'PHP message: PHP Fatal error ...') is C(fastcgi_stderr), as are
+    the fatal errors PHP writes to a pool's own log (C(php_admin_value[error_log]), C([23-Nov-2026 22:10:01 UTC] PHP Fatal
+    error: ...));
     C(mod_fcgid: can't apply process slot) is C(max_children)."
   - Timestamps without a zone (nginx, Apache, PHP-FPM) are read in the target's local time.
   - PHP-FPM's slowlog and its C(executing too slow) line describe the same request; it is counted once.

@@ -764,3 +764,31 @@ def test_groups_are_bounded(tmp_path, monkeypatch):
     res = scan([log], since_epoch=None)
     assert len(res["attributed"]) == 4  # three groups, then the file's own
     assert sum(g["total"] for g in res["attributed"]) == 10
+
+
+def test_a_pools_own_php_error_log_counts_its_fatal_errors_in_the_window(tmp_path):
+    # php_admin_value[error_log] = /var/log/php/siteb-error.log: PHP writes there itself, with its zone
+    log = tmp_path / "siteb-error.log"
+    log.write_text(
+        "[23-Nov-2026 20:00:00 UTC] PHP Fatal error:  Uncaught Error: Call to undefined function old() in "
+        "/var/www/siteb/wp-content/plugins/legacy/legacy.php:3\n"
+        "[23-Nov-2026 22:10:00 UTC] PHP Warning:  Undefined array key \"x\" in /var/www/siteb/wp-content/themes/t/f.php on line 9\n"
+        "[23-Nov-2026 22:10:01 UTC] PHP Fatal error:  Allowed memory size of 268435456 bytes exhausted (tried to allocate "
+        "20480 bytes) in /var/www/siteb/wp-content/plugins/big-export/export.php on line 812\n"
+        "[23-Nov-2026 22:10:02 UTC] PHP Parse error:  syntax error, unexpected token \"}\" in "
+        "/var/www/siteb/wp-content/mu-plugins/tweaks.php on line 14\n")
+    since = calendar.timegm((2026, 11, 23, 22, 0, 0, 0, 0, 0))
+    res = scan([log], since_epoch=since, now=since + 3600)
+    assert res["signatures"]["fastcgi_stderr"]["count"] == 2  # the 20:00 one is before the window, the warning no fatal
+    [group] = res["attributed"]
+    assert (group["file"], group["script"], group["pool"]) == (str(log), "/var/www/siteb", None)
+    assert [(s["type"], s["slug"]) for s in group["suspects"]] == [("mu-plugin", "tweaks"), ("plugin", "big-export")]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("[23-Nov-2026 22:10:01 UTC] PHP Fatal error:  x", calendar.timegm((2026, 11, 23, 22, 10, 1, 0, 0, 0))),
+    ("[23-Nov-2026 22:10:01] WARNING: [pool www] x", time.mktime((2026, 11, 23, 22, 10, 1, 0, 0, -1))),
+    ("[23-Nov-2026 22:10:01 Europe/Berlin] PHP Fatal error:  x", time.mktime((2026, 11, 23, 22, 10, 1, 0, 0, -1))),
+])
+def test_php_error_log_timestamps(line, expected):
+    assert ls.parse_timestamp(line) == expected
