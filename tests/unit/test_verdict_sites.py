@@ -286,3 +286,15 @@ def test_group_owners_most_specific_key_first(group, owners):
     ev = host()
     pools = {p["name"]: [p] for p in ev["fpm"]["pools"]}
     assert v.group_owners(group, ev["sites"], pools) == owners
+
+
+def test_a_site_that_was_not_probed_is_not_failing_and_is_judged_on_its_logs(tmp_path):
+    ev = host()
+    for site in ev["sites"]:
+        site.pop("http")  # probe: false, or skipped by the deadline
+    ev["logs"] = scan(tmp_path, **{"nginx-error.log": nginx("c.test", "php8.2-fpm", "invalid", n=2)})
+    host_verdict = v.diagnose_sites(ev)
+    c = verdict_of(ev, "c.test")
+    assert (c["failing"], c["top_cause"]) == (False, "invalid_header")
+    assert host_verdict[0]["site"] == "c.test"  # a site with a cause before the healthy ones
+    assert lad.plan_ladder(ev["sites"]) == []
