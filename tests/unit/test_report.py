@@ -356,3 +356,35 @@ def test_the_emergency_page_has_a_row_per_site():
     assert 'data-site="siteb.test" data-state="healed"' in page and "healed: siteb.test by plugins (culprit bad)" in page
     assert "healed 1 of 1 failing site: siteb.test by plugins (culprit bad)" in page
     assert "oom, NOT healed; next: add memory" in page  # a result without sites keeps its one row
+
+
+def test_the_summary_reads_the_verdicts_diagnose_sites_writes():
+    """Not a hand-made shape: sites as wp502_verdict.diagnose_sites leaves them (siteb's pool socket
+    gone, a.test answering), through the summary and the Markdown."""
+    import copy
+
+    import wp502_verdict
+
+    up = {"origin": {"/": {"status": 200}, "/wp-login.php": {"status": 200}}, "origin_healthy": True}
+    down = {"origin": {"/": {"status": 502}, "/wp-login.php": {"status": 502}}, "origin_healthy": False}
+    sites = [{"id": sid, "names": [sid], "docroot": "/var/www/" + sid, "server": "nginx", "error_log": None,
+              "upstreams": [f"unix:/run/php/{pool}.sock"], "pools": [pool], "fpm_services": ["php8.2-fpm"], "url": None,
+              "wordpress": {"path": "/var/www/" + sid, "config_values": {"db_host": "localhost"}, "bom_files": [],
+                            "db": {"reachable": True, "active_plugins": []}}, "http": copy.deepcopy(http)}
+             for sid, pool, http in (("a.test", "www", up), ("siteb.test", "siteb", down))]
+    ev = {"sites": sites, "frontend": {"kind": "nginx", "active": "active"}, "logs": {"attributed": []},
+          "fpm": {"services": [{"name": "php8.2-fpm", "active": "active"}], "pools": [
+              {"name": "www", "listen": "/run/php/www.sock", "socket_exists": True, "service": "php8.2-fpm", "pm": "dynamic",
+               "workers": 2, "pm.max_children": 10},
+              {"name": "siteb", "listen": "/run/php/siteb.sock", "socket_exists": False, "service": "php8.2-fpm",
+               "pm": "dynamic", "workers": 0, "pm.max_children": 5}]},
+          "host": {"database": {"service": "mariadb", "active": "active"}, "disks": [], "oom": {"counts": {}}}}
+    ev["verdict"] = wp502_verdict.diagnose_sites(ev)
+    ev["top_cause"], ev["wordpress"] = ev["verdict"][0]["cause"], [s["wordpress"] for s in sites]
+    s = rep.wp502_fleet_summary({"wp1": {"wp502_evidence_result": ev}}, ["wp1"])
+    (row,) = s["rows"]
+    assert (row["top_cause"], row["site"], row["failing_sites"]) == ("fpm_down", "siteb.test", ["siteb.test"])
+    assert [(x["site"], x["top_cause"], x["failing"]) for x in row["sites"]] == [
+        ("a.test", "healthy", False), ("siteb.test", "fpm_down", True)]
+    assert any("siteb.sock" in line for line in row["sites"][1]["evidence"])
+    assert "|  |  | siteb.test | **yes** | fpm_down |" in rep.wp502_report_markdown(s)
