@@ -403,9 +403,11 @@ class Collector:
         core = next((d for d in [root, *sorted(os.path.join(root, x) for x in _listdir(root))]
                      if os.path.isfile(os.path.join(d, "wp-settings.php"))), root)
         content = resolve_php_path(cfg.get("wp_content_dir"), config_dir, core)
-        if cfg.get("wp_content_dir") is not None and content is None:
-            self._error("wp-config", "WP_CONTENT_DIR %r in %s is only known when PHP runs: wp-content assumed"
-                        % (cfg["wp_content_dir"], site["_config"]))
+        # an unresolved WP_CONTENT_DIR (Bedrock's config/application.php, getenv()): nothing outside core proven
+        out["content_dir_resolved"] = not (cfg.get("wp_content_dir") is not None and content is None)
+        if not out["content_dir_resolved"]:
+            self._error("wp-config", "WP_CONTENT_DIR %r in %s is only known when PHP runs: wp-content assumed, "
+                        "its files unproven" % (cfg["wp_content_dir"], site["_config"]))
         content = os.path.normpath(content or os.path.join(core, "wp-content"))
         out["content_dir"] = content
         out["core_rel"] = _rel(core, root)
@@ -805,7 +807,8 @@ def split_loaded(site, active_plugins, active_themes):
 
     ``active_plugins`` / ``active_themes`` are None when the database could not be read: plugin and theme
     files then go to *_unproven (nothing unproven is touched). On a multisite a plugin or theme the main
-    site does not use may be a subsite's: unproven too. What WordPress never loads goes to *_inactive.
+    site does not use may be a subsite's: unproven too; so is everything outside core when WP_CONTENT_DIR
+    could not be resolved. What WordPress never loads goes to *_inactive.
     """
     known = active_plugins is not None
     active_slugs = set(plugin_slug(p) for p in active_plugins or ())
@@ -815,7 +818,9 @@ def split_loaded(site, active_plugins, active_themes):
         loaded, idle, unproven = [], [], []
         for rel in site.get(key) or []:
             what = _classify(rel, site)
-            if what in ("core", "config", "mu", "dropin"):
+            if site.get("content_dir_resolved") is False and what not in ("core", "config"):
+                unproven.append(rel)
+            elif what in ("core", "config", "mu", "dropin"):
                 loaded.append(rel)
             elif isinstance(what, tuple):
                 kind, name = what

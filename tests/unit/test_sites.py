@@ -456,3 +456,49 @@ http {
     both, plain = ws.build_sites(servers, [], (), "nginx", realpath=same)
     assert both["vhosts"][0]["redirect"] == "http" and (both["port"], both["scheme"]) == (443, "https")
     assert plain["vhosts"][0]["redirect"] is False and (plain["port"], plain["scheme"]) == (80, "http")
+
+
+@pytest.mark.parametrize("per_site_verdict", [True, False])
+def test_collect_gives_the_site_map_probes_and_compatibility_keys(tmp_path, monkeypatch, server, per_site_verdict):
+    ok, broken = wp_tree(tmp_path / "ok"), wp_tree(tmp_path / "broken")
+    (tmp_path / "html").mkdir()
+    servers = [{"kind": "nginx", "names": ["_"], "root": str(tmp_path / "html"), "listen": [f"{server} default_server"],
+                "upstreams": []},
+               {"kind": "nginx", "names": ["ok.test"], "root": str(ok), "listen": [str(server)],
+                "upstreams": ["unix:/run/php/ok.sock"]},
+               {"kind": "nginx", "names": ["broken.test"], "root": str(broken), "listen": [str(server)],
+                "upstreams": ["127.0.0.1:9001"]}]
+    pools = [{"name": "ok", "listen": "/run/php/ok.sock", "service": "php8.2-fpm"},
+             {"name": "b", "listen": "9001", "service": "php8.2-fpm"}]
+    c = collector(monkeypatch)
+    c.probe_enabled = True
+    monkeypatch.setattr(c, "fpm", lambda *a: {"versions": [], "services": [], "pools": pools, "logs": [], "masters": []})
+    monkeypatch.setattr(c, "frontend", lambda: {"kind": "nginx", "servers": servers, "errors": [], "upstreams": []})
+    if not per_site_verdict:
+        monkeypatch.setattr(ev, "diagnose_sites", None)
+    evidence = c.collect()
+    assert [s["id"] for s in evidence["sites"]] == ["ok.test", "broken.test"]
+    assert evidence["frontend"]["not_wordpress"] == [{"id": str(tmp_path / "html"), "docroot": str(tmp_path / "html"),
+                                                      "names": ["_"]}]
+    assert {k: v for k, v in evidence["probe"].items() if k in ("sites", "probed", "skipped")} == \
+        {"sites": 2, "probed": 2, "skipped": []}
+    ok_site, broken_site = evidence["sites"]
+    assert ok_site["http"]["origin_healthy"] is True and broken_site["http"]["origin_healthy"] is False
+    assert (ok_site["pools"], broken_site["pools"]) == (["ok"], ["b"])
+    assert ok_site["failing"] is False and broken_site["failing"] is True
+    assert evidence["http"] is broken_site["http"]  # the worst site's, for one-site readers
+    assert [w["path"] for w in evidence["wordpress"]] == [str(ok), str(broken)]
+    assert set(evidence["host"]["database"]) == {"service", "active", "socket", "socket_exists"}
+    assert evidence["verdict"] and evidence["top_cause"] == evidence["verdict"][0]["cause"]
+    assert "sekret" not in repr(evidence)
+
+
+def test_a_wp_content_dir_known_only_to_php_proves_nothing_outside_core(tmp_path, monkeypatch):
+    root = wp_tree(tmp_path / "bedrock", config="define('WP_CONTENT_DIR', getenv('CONTENT_DIR'));\n")
+    c = collector(monkeypatch, db={"reachable": True, "active_plugins": ["active/active.php"],
+                                   "themes": {"template": "parent", "stylesheet": "child"}})
+    (site,), _ = read_sites(c, [{"kind": "nginx", "names": ["b.test"], "root": str(root), "listen": ["80"]}])
+    wp = site["wordpress"]
+    assert wp["content_dir_resolved"] is False and wp["bom_files"] == ["wp-includes/load.php"]
+    assert "wp-content/plugins/active/active.php" in wp["bom_files_unproven"] and wp["bom_files_inactive"] == []
+    assert any("only known when PHP runs" in e for e in c.errors)
