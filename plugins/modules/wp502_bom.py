@@ -21,6 +21,7 @@ description:
     written through the link; the clean bytes go to a temp file beside the real file, which then replaces it
     atomically (C(atomic_move), keeping owner, mode and SELinux context); the link stays the same link.
     A name must stay under O(path) as written (no C(..) out of it), or under O(content_dir) when that is given,
+    or be C(../wp-config.php) (WordPress reads its config one level above its root when the root has none),
     and both it and the real file must be C(.php).
 version_added: "0.1.0"
 author:
@@ -123,7 +124,7 @@ def main():
     stripped, skipped, backups, diffs, todo = [], [], {}, [], []
     for rel in p["files"]:
         named = os.path.normpath(os.path.join(root, rel))
-        inside = named.startswith(root + os.sep)
+        inside = named.startswith(root + os.sep) or (rel == "../wp-config.php" and not os.path.exists(os.path.join(root, "wp-config.php")))
         if not inside and content is not None:
             named = os.path.normpath(os.path.join(os.path.abspath(p["path"]), rel))
             inside = any(named.startswith(c + os.sep) for c in content)

@@ -502,3 +502,18 @@ def test_a_wp_content_dir_known_only_to_php_proves_nothing_outside_core(tmp_path
     assert wp["content_dir_resolved"] is False and wp["bom_files"] == ["wp-includes/load.php"]
     assert "wp-content/plugins/active/active.php" in wp["bom_files_unproven"] and wp["bom_files_inactive"] == []
     assert any("only known when PHP runs" in e for e in c.errors)
+
+
+def test_the_bom_module_reaches_a_wp_config_one_level_up_and_nothing_else_there(tmp_path, run_module):
+    import wp502_bom
+    import wp502_journal
+
+    root = tmp_path / "client1" / "web"
+    root.mkdir(parents=True)
+    (tmp_path / "client1" / "wp-config.php").write_bytes(BOM)
+    (tmp_path / "client1" / "other.php").write_bytes(BOM)
+    wp502_journal.Journal("run1", str(tmp_path / "state")).acquire()
+    out = run_module(wp502_bom, path=str(root), files=["../wp-config.php", "../other.php"], run_id="run1",
+                     state_dir=str(tmp_path / "state"))
+    assert out["stripped"] == ["../wp-config.php"] and [s["file"] for s in out["skipped"]] == ["../other.php"]
+    assert (tmp_path / "client1" / "wp-config.php").read_bytes() == b"<?php\n"
