@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 
+import labctl
 import pytest
 
 FAULT_PLUGINS = re.compile(r"^wp502-fault-")
@@ -159,3 +160,30 @@ def test_a_site_is_named_by_name_host_or_docroot(nginx_sites_target, site):
     t = nginx_sites_target
     t.break_site("too_big_header", site)
     assert t.statuses() == {"wordpress": 200, "siteb": 502, "sitec": 200}
+
+
+def test_labctl_up_with_three_sites_twice(lab_images, tmp_path, monkeypatch, capsys):
+    """`make lab SITES=3` (scratch inventories): every site answers through the published port, the
+    inventory lists the sites, a second `up` keeps the containers and their sites as they are."""
+    monkeypatch.setattr(labctl, "ROOT", tmp_path)
+    monkeypatch.setattr(labctl, "STATE_DIR", tmp_path / ".lab")
+    args = ["--prefix", "wp502-sitesfleet", "up", "--hosts", "2", "--apache", "1", "--sites", "3",
+            "--http-base", "38180", "--ssh-base", "32320"]
+    try:
+        assert labctl.main(args) == 0
+        first = {n: labctl.container_state(n)["Id"] for n in labctl.fleet_containers("wp502-sitesfleet")}
+        hosts = json.loads((tmp_path / "inventories/lab/hosts.yml").read_text().split("\n", 1)[1])[
+            "all"]["children"]["wp502_lab"]["hosts"]
+        assert [s["host"] for s in hosts["wp2"]["wp502_lab_sites"]] == ["localhost", "siteb.test", "sitec.test"]
+        for port in (38181, 38182):
+            for host in ("siteb.test", "www.sitec.test", None):
+                assert labctl.http_status(port, "/", host=host) == 200, (port, host)
+        assert labctl.main(args) == 0
+        assert {n: labctl.container_state(n)["Id"] for n in labctl.fleet_containers("wp502-sitesfleet")} == first
+        capsys.readouterr()
+        assert labctl.main(["--prefix", "wp502-sitesfleet", "status"]) == 0
+        out = capsys.readouterr().out
+        assert out.count("sitec.test       / -> 200  /wp-login.php -> 200") == 2, out
+    finally:
+        assert labctl.main(["--prefix", "wp502-sitesfleet", "down"]) == 0
+    assert labctl.fleet_containers("wp502-sitesfleet") == []
