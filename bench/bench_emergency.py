@@ -94,8 +94,8 @@ def write_section(out, runs, bisect, heal, bare, ours):
               "plugins are the cause at all (if not, everything goes back after that single probe).", "",
               "| fault | time to heal (whole run) | healed by | outcome |", "| --- | --- | --- | --- |"]
     for fault, seconds, cause, outcome in heal:
-        rung = re.search(r"healed by (\S+)", outcome)
-        lines.append(f"| {fault} | {seconds:.1f} s | {rung.group(1) if rung else '-'} | {cause}; {outcome} |")
+        rung = re.search(r"healed by (\S+)|healed \d+ of \d+ failing sites?: .*? by (\w+)", outcome)
+        lines.append(f"| {fault} | {seconds:.1f} s | {(rung.group(1) or rung.group(2)) if rung else '-'} | {cause}; {outcome} |")
     section = "\n".join(lines) + "\n"
     print(section)
     text = out.read_text() if out.exists() else "# Benchmarks\n"

@@ -50,6 +50,12 @@ options:
     description: Where locks, journals and backups live on the host.
     type: path
     default: /var/lib/wp502
+  step:
+    description:
+      - The journal step the changes are recorded under, so that C(wp502_run state=rolled_back step=...) undoes
+        exactly this call (the emergency gives each rung of a run its own, such as C(bom-4)).
+    type: str
+    default: bom
 attributes:
   check_mode:
     support: full
@@ -111,12 +117,14 @@ def main():
             run_id=dict(type="str", required=True),
             state_dir=dict(type="path", default="/var/lib/wp502"),
             content_dir=dict(type="path"),
+            step=dict(type="str", default="bom"),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if not RUN_ID.match(p["run_id"]):
-        module.fail_json(msg="run_id %r must be letters, digits, dots, dashes or underscores" % p["run_id"])
+    if not RUN_ID.match(p["run_id"]) or not RUN_ID.match(p["step"]):
+        module.fail_json(msg="run_id %r and step %r must be letters, digits, dots, dashes or underscores"
+                             % (p["run_id"], p["step"]))
     root = os.path.realpath(p["path"])
     # wp-content outside the docroot: its files are named relative to the docroot as written (../content/...)
     content = [os.path.realpath(p["content_dir"]), os.path.normpath(os.path.abspath(p["content_dir"]))] \
@@ -155,7 +163,7 @@ def main():
         module.fail_json(msg="run %s does not hold this host: take it first (wp502_run state=locked run_id=%s)"
                              % (p["run_id"], p["run_id"]))
     for rel, named, full, clean in todo:
-        seq = journal.intend_file("bom", named)
+        seq = journal.intend_file(p["step"], named)
         tmp = None
         try:
             tmp = write_candidate(full, clean)

@@ -27,7 +27,8 @@ def test_audit_then_emergency_from_the_command_line(nginx_target, tmp_path):
     assert heal.returncode == 0, heal.stdout[-3000:] + heal.stderr[-2000:]
     progress = [line for line in heal.stdout.splitlines() if line.startswith("[")]
     assert any("Restart PHP-FPM" in line and "changed" in line for line in progress)  # streamed as it went
-    assert any(line.endswith(f"{nginx_target.name}: fpm_down, healed by restart_fpm") for line in progress)
+    assert any(line.endswith(f"{nginx_target.name}: healed 1 of 1 failing site: /var/www/wordpress by restart_fpm")
+               for line in progress)
     table = heal.stdout.rstrip().split("\n\n")[-1]
     assert nginx_target.name in table and "healed by restart_fpm" in table and "restart_fpm (" in table
     assert nginx_target.get("/") == 200

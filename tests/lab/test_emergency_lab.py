@@ -86,7 +86,8 @@ def test_fpm_down_is_healed_by_the_restart_rung(nginx_target, tmp_path):
         listener.shutdown()
     ((ctype, payload),) = Webhook.received
     assert ctype == "application/json"
-    assert payload["text"] == f"wp502 emergency-502.yml: {nginx_target.name}: fpm_down, healed by restart_fpm"
+    assert payload["text"] == (f"wp502 emergency-502.yml: {nginx_target.name}: "
+                               "healed 1 of 1 failing site: /var/www/wordpress by restart_fpm")
     assert payload["wp502"][nginx_target.name]["healed_by"] == "restart_fpm"
     assert r.status == "successful", r.stdout.read()[-4000:]
     assert result["top_cause"] == "fpm_down"
