@@ -66,11 +66,12 @@ options:
     default: []
     suboptions:
       path:
-        description: Document root of the site.
+        description: Document root of the site (one of O(sites[].path) and O(sites[].host) is required).
         type: path
-        required: true
       host:
-        description: Host header for the origin probe (default the server's first name).
+        description:
+          - Host header for the origin probe (default the server's first name); without O(sites[].path), the
+            discovered site that has this name.
         type: str
       url:
         description: Public URL, probed through the CDN when given (for example C(https://www.example.com)).
@@ -359,8 +360,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             since=dict(type="str", default="1h"),
-            sites=dict(type="list", elements="dict", default=[], options=dict(
-                path=dict(type="path", required=True),
+            sites=dict(type="list", elements="dict", default=[], required_one_of=[["path", "host"]], options=dict(
+                path=dict(type="path"),
                 host=dict(type="str"),
                 url=dict(type="str"),
             )),

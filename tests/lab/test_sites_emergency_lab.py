@@ -151,3 +151,34 @@ def test_a_healthy_static_pool_is_healthy_to_the_audit_and_the_emergency_changes
     assert t.host.run("ls -A /var/lib/wp502/runs 2>/dev/null").stdout.strip() == ""
     assert audit(t, tmp_path) == {SITE_IDS["wordpress"]: ("healthy", False), "siteb.test": ("healthy", False),
                                   "sitec.test": ("healthy", False)}
+
+
+FAKE_CDN = """
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(502)
+        self.send_header("Server", "cloudflare")
+        self.send_header("CF-RAY", "8f1c2a3b4c5d6e7f-AMS")
+        self.end_headers()
+        self.wfile.write(b"Bad gateway")
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", 8099), H).serve_forever()
+"""
+
+
+def test_a_site_failing_only_through_its_cdn_stops_as_cdn_only_with_the_ray_id(nginx_sites_target, tmp_path):
+    """wp502_evidence_sites (the inventory's sites, with their public URLs) is read by the emergency as by the
+    audit. The "CDN" is a listener on the target's loopback answering 502 as Cloudflare does."""
+    t = nginx_sites_target
+    t.host.run(f"cat > /tmp/cdn.py <<'PY'\n{FAKE_CDN}\nPY\nsetsid -f python3 /tmp/cdn.py >/dev/null 2>&1")
+    assert t.host.run("for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8099/ && exit 0; sleep 0.1; done; exit 1").rc == 0
+    before = states(t)
+    r, result = emergency(t, tmp_path, wp502_evidence_sites=[{"host": "siteb.test", "url": "http://127.0.0.1:8099"}])
+    assert r.status == "failed" and failed_hosts(r) == {t.name}  # nothing healed at the origin: not a success
+    assert result["stopped"] == "cdn_only" and result["rungs"] == [] and not result["locked"]
+    siteb = by_site(result)["siteb.test"]
+    assert siteb["state"] == "cdn_only" and siteb["cdn"] == "cloudflare" and siteb["ray_id"] == "8f1c2a3b4c5d6e7f-AMS"
+    assert "8f1c2a3b4c5d6e7f-AMS" in result["line"] and "siteb.test" in result["line"]
+    assert states(t) == before
