@@ -182,3 +182,38 @@ def test_a_site_failing_only_through_its_cdn_stops_as_cdn_only_with_the_ray_id(n
     assert siteb["state"] == "cdn_only" and siteb["cdn"] == "cloudflare" and siteb["ray_id"] == "8f1c2a3b4c5d6e7f-AMS"
     assert "8f1c2a3b4c5d6e7f-AMS" in result["line"] and "siteb.test" in result["line"]
     assert states(t) == before
+
+
+DEPENDS_ON_SITEB = r"""<?php
+// Site 1 reads a file of site b (a shared library, say): changed, site 1 fails.
+$f = '/var/www/siteb/wp-content/plugins/wp502-fault-bom/wp502-fault-bom.php';
+if ((string) @file_get_contents($f, false, null, 0, 3) !== "\xEF\xBB\xBF") {
+    http_response_code(500);
+    exit('a file this site depends on changed');
+}
+"""
+
+
+def test_a_step_that_breaks_an_answering_site_is_undone_at_once(nginx_sites_target, tmp_path):
+    """Site b's BOM rung would heal site b, but site 1 depends on the file it rewrites: the step is rolled
+    back at once (site b's file gets its bytes back), site 1 answers again, and the run says site b is
+    not healed, never "healed"."""
+    t = nginx_sites_target
+    t.break_site("bom", "siteb")
+    bom_file = "/var/www/siteb/wp-content/plugins/wp502-fault-bom/wp502-fault-bom.php"
+    t.host.run("install -d -o www-data -g www-data /var/www/wordpress/wp-content/mu-plugins && "
+               f"cat > /var/www/wordpress/wp-content/mu-plugins/wp502-depends.php <<'PHP'\n{DEPENDS_ON_SITEB}PHP")
+    assert t.statuses() == {"wordpress": 200, "siteb": 200, "sitec": 200}  # b's BOM breaks its login cookie only
+    before = states(t)
+    bytes_before = t.host.check_output(f"sha256sum {bom_file}")
+    r, result = emergency(t, tmp_path)
+    assert r.status == "failed" and failed_hosts(r) == {t.name}, r.stdout.read()[-3000:]
+    (step,) = result["rungs"]
+    assert step["rung"] == "bom" and step["sites"] == ["siteb.test"]
+    assert step["broke"] == [SITE_IDS["wordpress"]] and step["rolled_back"] is True and not step["healed"]
+    sites = by_site(result)
+    assert sites["siteb.test"]["state"] == "not_healed" and sites[SITE_IDS["wordpress"]]["state"] == "healthy"
+    assert not result["ok"]
+    assert t.host.check_output(f"sha256sum {bom_file}") == bytes_before
+    assert states(t) == before
+    assert t.get_site("wordpress") == 200
