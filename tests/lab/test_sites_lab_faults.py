@@ -98,6 +98,21 @@ def test_breaking_site_1_by_default_leaves_the_others(nginx_sites_target):
     assert "wp502-fault-header/wp502-fault-header.php" in active_plugins(t, "wordpress")
 
 
+def test_max_children_fills_only_that_sites_pool(nginx_sites_target):
+    """The burst carries site b's Host header: site b's pool is the one full, site 1 never answers 502."""
+    t = nginx_sites_target
+    t.break_site("max_children", "siteb")
+    b_codes = re.findall(r'" (\d{3}) ', t.log(t.registry["siteb"]["access_log"]))
+    a_codes = re.findall(r'" (\d{3}) ', t.log(t.registry["wordpress"]["access_log"]))
+    assert "502" in b_codes, sorted(set(b_codes))
+    assert "502" not in a_codes
+    fpm = t.log("/var/log/php8.2-fpm.log")
+    assert re.search(r"WARNING: \[pool siteb\] server reached pm\.max_children setting \(2\)", fpm)
+    assert not re.search(r"\[pool (www|sitec)\] server reached", fpm)
+    assert re.search(r"^pm\.max_children = 2$", t.host.file(t.registry["siteb"]["pool_file"]).content_string, re.MULTILINE)
+    assert re.search(r"^pm\.max_children = 5$", t.host.file(t.registry["wordpress"]["pool_file"]).content_string, re.MULTILINE)
+
+
 def test_mysql_down_answers_500_with_the_database_error_on_every_site(nginx_sites_target):
     t = nginx_sites_target
     t.break_site("mysql_down")
