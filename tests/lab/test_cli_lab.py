@@ -21,7 +21,7 @@ def test_audit_then_emergency_from_the_command_line(nginx_target, tmp_path):
     audit = wp502(nginx_target, "audit", "-e", "wp502_audit_hosts=wp502_lab", "-e", f"wp502_report_dir={tmp_path}")
     assert audit.returncode == 1, audit.stdout[-3000:] + audit.stderr[-2000:]  # a host has a cause of 502s
     assert any(line.startswith("[") and nginx_target.name in line and "ok" in line for line in audit.stdout.splitlines())
-    assert f"{nginx_target.name:<14} {'fpm_down':<18} 502s: run the emergency" in audit.stdout
+    assert f"{nginx_target.name:<14} {'/var/www/wordpress':<24} {'fpm_down':<18} 502s: run the emergency" in audit.stdout
 
     heal = wp502(nginx_target, "emergency", "-l", nginx_target.name, "-e", "wp502_emergency_hosts=wp502_lab")
     assert heal.returncode == 0, heal.stdout[-3000:] + heal.stderr[-2000:]
