@@ -47,7 +47,7 @@ from ansible.module_utils.wp502_host import (
     workers_by_pool,
 )
 from ansible.module_utils.wp502_http import probe_paths, probe_sites
-from ansible.module_utils.wp502_ladder import plan_ladder
+from ansible.module_utils.wp502_ladder import LADDER, plan_ladder
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_sites import build_sites, origin_endpoint, resolve_php_path, wp_multisite
 from ansible.module_utils.wp502_verdict import diagnose, norm_addr
@@ -684,6 +684,9 @@ class Collector:
         # The emergency's plan: every site's top cause's rungs (wp502_ladder.plan_ladder), as if each site failed;
         # the ladder keeps the steps of the sites that fail when it asks them again before it changes anything.
         evidence["plan"] = plan_ladder([dict(s, failing=True) for s in sites])
+        # ... and with every rung of the ladder after those (wp502_emergency_ignore_verdict), in ladder order.
+        evidence["plan_every"] = plan_ladder([dict(s, failing=True) for s in sites], every=True)
+        evidence["ladder"] = list(LADDER)
         evidence.update({"verdict": verdict, "top_cause": verdict[0]["cause"], "errors": self.errors,
                          "collected_at": iso(self.now), "collect_seconds": round(time.time() - started, 3)})
         return evidence

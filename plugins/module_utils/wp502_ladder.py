@@ -19,6 +19,10 @@ from ansible.module_utils.wp502_verdict import HOST_RUNGS, RUNGS
 
 __metaclass__ = type
 
+# Every rung of the emergency ladder, in ladder order (a rung is one tasks file plus its entry here and in
+# wp502_verdict.RUNGS for the causes it helps).
+LADDER = ("reload_fpm", "restart_fpm", "restart_db", "plugins", "pool_limits", "frontend", "bom")
+
 
 def probe_budget(n, culprits=1):
     """Probes bisection needs for ``culprits`` culprits among n plugins: ceil(log2 n) + 1 each."""
@@ -87,14 +91,16 @@ def _top(site):
     return cause, list(RUNGS.get(cause, []))
 
 
-def plan_ladder(sites, enabled=None):
+def plan_ladder(sites, enabled=None, every=False):
     """The rungs to climb for a host's failing sites:
     ``[{"rung", "sites": [ids], "cause", "scope": "host"|"site", "services"?}]``.
 
     Built from each failing site's TOP cause's rungs only (its verdict's first entry, or RUNGS[top_cause]).
     A host rung (HOST_RUNGS: reload_fpm, restart_fpm, restart_db) is one item listing every site it serves,
     with the FPM services of those sites under ``services`` for the FPM rungs; a site rung (plugins, bom,
-    pool_limits, frontend) is one item per site. ``enabled`` (rung names) drops the others.
+    pool_limits, frontend) is one item per site. ``enabled`` (rung names) drops the others. ``every``: after its
+    top cause's rungs, each failing site also gets every other rung of LADDER, in ladder order (the emergency's
+    wp502_emergency_ignore_verdict).
 
     Order: each site's rungs keep their cause's order (RUNGS); across sites, earlier steps come first (all
     first steps, then all second steps...), host rungs before site rungs at the same step, then sites in the
@@ -106,6 +112,8 @@ def plan_ladder(sites, enabled=None):
     chains = []
     for order, site in enumerate(s for s in sites or [] if s and s.get("failing")):
         cause, rungs = _top(site)
+        if every:
+            rungs = rungs + [r for r in LADDER if r not in rungs]
         chain = []
         for step, rung in enumerate(r for r in rungs if allowed is None or r in allowed):
             host = rung in HOST_RUNGS

@@ -217,3 +217,16 @@ def test_a_step_that_breaks_an_answering_site_is_undone_at_once(nginx_sites_targ
     assert t.host.check_output(f"sha256sum {bom_file}") == bytes_before
     assert states(t) == before
     assert t.get_site("wordpress") == 200
+
+
+def test_check_mode_with_ignore_verdict_plans_every_rung_for_the_failing_site_only(nginx_sites_target, tmp_path):
+    t = nginx_sites_target
+    t.break_site("segfault", "siteb")
+    before = states(t)
+    r, result = emergency(t, tmp_path, cmdline="--check", wp502_emergency_ignore_verdict=True)
+    assert r.status == "failed" and result["state"] == "planned"  # check mode heals nothing: the run says so
+    rungs = [step["rung"] for step in result["rungs"]]
+    assert rungs[:2] == ["restart_fpm", "plugins"]  # the verdict's rungs (crashing_worker) first
+    assert sorted(rungs) == sorted(["reload_fpm", "restart_fpm", "restart_db", "plugins", "pool_limits", "frontend", "bom"])
+    assert all(step["sites"] == ["siteb.test"] and step["planned"] and not step["changed"] for step in result["rungs"])
+    assert states(t) == before and not result["locked"]

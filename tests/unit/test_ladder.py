@@ -138,3 +138,15 @@ def test_a_site_without_a_verdict_list_uses_its_top_cause():
 ])
 def test_judge(before, after, expected):
     assert lad.judge(before, after) == expected
+
+
+def test_every_puts_the_rest_of_the_ladder_after_the_top_causes_rungs():
+    """wp502_emergency_ignore_verdict: the verdict's rungs first, then every other rung, in ladder order."""
+    sites = [{"id": "a", "failing": True, "top_cause": "bom", "fpm_services": ["php8.2-fpm"]},
+             {"id": "b", "failing": False, "top_cause": "healthy"}]
+    plan = lad.plan_ladder(sites, every=True)
+    assert [item["rung"] for item in plan] == ["bom", "reload_fpm", "restart_fpm", "restart_db", "plugins", "pool_limits",
+                                               "frontend"]
+    assert all(item["sites"] == ["a"] for item in plan)
+    assert sorted(item["rung"] for item in plan) == sorted(lad.LADDER)
+    assert [item["rung"] for item in lad.plan_ladder(sites)] == ["bom"]
