@@ -681,11 +681,14 @@ class Collector:
             for site in sites:
                 site["failing"] = site_failing(site.get("http"))
             verdict = diagnose(evidence)
-        # The emergency's plan: every site's top cause's rungs (wp502_ladder.plan_ladder), as if each site failed;
-        # the ladder keeps the steps of the sites that fail when it asks them again before it changes anything.
-        evidence["plan"] = plan_ladder([dict(s, failing=True) for s in sites])
-        # ... and with every rung of the ladder after those (wp502_emergency_ignore_verdict), in ladder order.
-        evidence["plan_every"] = plan_ladder([dict(s, failing=True) for s in sites], every=True)
+        # The emergency's plan (wp502_ladder.plan_ladder): the failing sites' top causes' rungs, and with every rung
+        # of the ladder after those (plan_every: wp502_emergency_ignore_verdict). Each site also carries its own,
+        # for a site that answered here but fails when the ladder asks it again before changing anything.
+        evidence["plan"] = plan_ladder(sites)
+        evidence["plan_every"] = plan_ladder(sites, every=True)
+        for site in sites:
+            site["plan"] = plan_ladder([dict(site, failing=True)])
+            site["plan_every"] = plan_ladder([dict(site, failing=True)], every=True)
         evidence["ladder"] = list(LADDER)
         evidence.update({"verdict": verdict, "top_cause": verdict[0]["cause"], "errors": self.errors,
                          "collected_at": iso(self.now), "collect_seconds": round(time.time() - started, 3)})

@@ -229,4 +229,5 @@ def test_check_mode_with_ignore_verdict_plans_every_rung_for_the_failing_site_on
     assert rungs[:2] == ["restart_fpm", "plugins"]  # the verdict's rungs (crashing_worker) first
     assert sorted(rungs) == sorted(["reload_fpm", "restart_fpm", "restart_db", "plugins", "pool_limits", "frontend", "bom"])
     assert all(step["sites"] == ["siteb.test"] and step["planned"] and not step["changed"] for step in result["rungs"])
-    assert states(t) == before and not result["locked"]
+    assert states(t) == before
+    assert not t.host.file("/var/lib/wp502/lock").exists and not t.host.file("/var/lib/wp502/runs").exists

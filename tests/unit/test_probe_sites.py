@@ -116,6 +116,27 @@ def test_the_ladder_keeps_the_steps_of_the_sites_failing_now():
     assert PLAN[0]["sites"] == ["a", "b"]  # the plan itself is left as it was
 
 
+def test_a_site_that_answered_for_the_evidence_but_fails_now_gets_its_own_steps():
+    sites = [{"id": "a", "plan": [{"rung": "restart_fpm", "sites": ["a"], "scope": "host"},
+                                  {"rung": "plugins", "sites": ["a"], "scope": "site"}]},
+             {"id": "b", "plan": []}, {"id": "c", "plan": [{"rung": "bom", "sites": ["c"], "scope": "site"}]}]
+    # a and b failed for the evidence too: the plan serves them, their own plans are not used
+    steps = ladder_filter.wp502_ladder_for(PLAN, ["a", "b"], None, sites)
+    assert [(s["rung"], s["sites"], s["step"]) for s in steps] == [("restart_fpm", ["a", "b"], "restart_fpm-1"),
+                                                                   ("plugins", ["b"], "plugins-2")]
+    # a answered for the evidence (not in this plan) and fails now: its own steps after the plan's
+    steps = ladder_filter.wp502_ladder_for(PLAN[2:], ["a", "c"], None, sites)
+    assert [(s["rung"], s["sites"]) for s in steps] == [("plugins", ["c"]), ("bom", ["c"]), ("restart_fpm", ["a"]),
+                                                       ("plugins", ["a"])]
+    # a host rung already in the ladder serves it too
+    steps = ladder_filter.wp502_ladder_for(PLAN[:1], ["b", "c"], ["restart_fpm", "plugins"], sites[:1] + sites[2:] + [
+        {"id": "b", "plan": [{"rung": "restart_fpm", "sites": ["b"], "scope": "host"}]}])
+    assert [(s["rung"], s["sites"]) for s in steps] == [("restart_fpm", ["b"])]
+    steps = ladder_filter.wp502_ladder_for([], ["a", "c"], ["restart_fpm", "bom"], sites)
+    assert [(s["rung"], s["sites"], s["step"]) for s in steps] == [("restart_fpm", ["a"], "restart_fpm-1"),
+                                                                   ("bom", ["c"], "bom-2")]
+
+
 def probe(*statuses):
     return {"origin": dict(zip(["/", "/wp-login.php"], [{"status": s} for s in statuses], strict=True))}
 
