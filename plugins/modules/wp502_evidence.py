@@ -295,7 +295,31 @@ probe:
     seconds:
       description: How long probing every site took.
       type: float
+    targets:
+      description: Where each site is asked (C(id), C(host), C(port), C(scheme), C(url)), as C(wp502_probe sites=) takes them.
+      type: list
+      elements: dict
   sample: {sites: 3, probed: 3, skipped: [], seconds: 0.214}
+plan:
+  description:
+    - The emergency's steps for the failing sites (wp502_ladder.plan_ladder), most likely first, each C({rung, sites,
+      cause, scope}), from each failing site's top cause only; host rungs (reload_fpm, restart_fpm, restart_db) once for
+      every site they serve. Each site also carries its own C(plan) and C(plan_every).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{rung: plugins, sites: [siteb.test], cause: crashing_worker, scope: site}]
+plan_every:
+  description: The same with every other rung of the ladder after the top cause's (wp502_emergency_ignore_verdict).
+  returned: always
+  type: list
+  elements: dict
+ladder:
+  description: Every rung of the emergency ladder, in ladder order (wp502_ladder.LADDER).
+  returned: always
+  type: list
+  elements: str
+  sample: [reload_fpm, restart_fpm, restart_db, plugins, pool_limits, frontend, bom]
 wordpress:
   description: One entry per site found, with its settings (no password), plugins, themes, file checks and database facts.
   returned: always
