@@ -86,6 +86,11 @@ def test_first_site_broken_is_healed_and_never_judged_by_another_site(nginx_site
     assert t.statuses() == {"wordpress": 200, "siteb": 200, "sitec": 200}
     after = states(t)
     assert after["siteb"] == before["siteb"] and after["sitec"] == before["sitec"]
+    # Rollback puts site 1 back exactly as the run found it, and asks every site the run knew.
+    undo = t.playbook("playbooks/rollback-502.yml", "-e", "wp502_rollback_hosts=wp502_lab")
+    assert undo.returncode == 0, undo.stdout[-3000:]
+    assert "/var/www/wordpress 502/502, siteb.test 200/200, sitec.test 200/200" in undo.stdout
+    assert states(t) == before
 
 
 def test_two_sites_broken_two_ways_are_both_healed(nginx_sites_target, tmp_path):
