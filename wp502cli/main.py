@@ -4,10 +4,14 @@ does), with progress as the run goes and the verdict table at the end (a row per
     wp502 audit      [-i INVENTORY] [-l LIMIT] [-e VAR=VALUE ...] [--check]
     wp502 emergency  -l HOSTS [-i INVENTORY] [-e VAR=VALUE ...] [--check] [--diff] [--force]
     wp502 rollback   -l HOSTS [-i INVENTORY] [--run-id ID] [--check]
+    wp502 report merge DIR... -o OUT [--force] [--title TITLE]
 
 Exit status: 0 when nothing is left broken, 1 when a host is still unhealthy (audit: a host has a
 cause of 502s; emergency: a host was not healed, i.e. one of its sites still fails or broke), 2 when
 the run itself failed (a host unreachable or refused, a task failed), 64 for bad usage.
+`wp502 report merge` exits as the audit does (1 when a merged host is unhealthy), and 2 when a report
+directory cannot be read (missing, no hosts/, a corrupt JSON file) or OUT is not empty: then it
+names what is wrong and writes nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ansible_runner
@@ -137,6 +143,171 @@ def _outcome(result: dict) -> dict:
     return {**result, **_report_filters().wp502_emergency_outcome(result)}
 
 
+class MergeError(Exception):
+    """A report directory that cannot be merged, or an OUT that must not be written (exit 2)."""
+
+
+_AUDIT_DIR_TIME = re.compile(r"(\d{8}T\d{6}Z)$")
+
+
+def _parse_time(text) -> float | None:
+    """Unix time of an ISO-8601 timestamp (``collected_at``, ``2026-12-01T21:30:05Z``), or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _dir_time(directory: Path) -> float:
+    """When a report directory was written: the time in its name (the role names it
+    ``audit-YYYYmmddTHHMMSSZ``), else its summary.json's mtime, else its own mtime."""
+    named = _AUDIT_DIR_TIME.search(directory.name)
+    if named:
+        try:
+            return datetime.strptime(named.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            pass  # not a time after all (month 13, say): the files' times then
+    summary = directory / "summary.json"
+    return (summary if summary.is_file() else directory).stat().st_mtime
+
+
+def _load_json(path: Path, keep: dict | None = None):
+    """The JSON in ``path`` (its text kept in ``keep["text"]`` when given)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if keep is not None:
+            keep["text"] = text
+        return json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise MergeError(f"{path}: not readable JSON ({exc})") from exc
+
+
+def read_report_dir(directory: Path) -> dict:
+    """The hosts of one audit report directory (as roles/wp502_report writes it):
+    ``{host: {"evidence", "status", "time", "path", "text"}}``. ``evidence`` is None for a host the audit
+    could not collect (its file says ``collected: false``); its status (unreachable or failed) is
+    the directory's summary.json's. Every corrupt file is named in one MergeError."""
+    if not directory.is_dir():
+        raise MergeError(f"{directory}: no such report directory")
+    hosts_dir = directory / "hosts"
+    if not hosts_dir.is_dir():
+        raise MergeError(f"{directory}: not an audit report (no hosts/ directory; a report directory is "
+                         "one audit-YYYYmmddTHHMMSSZ under wp502_report_dir)")
+    errors, statuses = [], {}
+    if (directory / "summary.json").is_file():
+        try:
+            summary = _load_json(directory / "summary.json")
+            statuses = {r.get("host"): r.get("status") for r in summary.get("rows") or [] if isinstance(r, dict)}
+        except MergeError as exc:
+            errors.append(str(exc))
+        except AttributeError:
+            errors.append(f"{directory / 'summary.json'}: not a wp502 summary (no rows)")
+    when = _dir_time(directory)
+    out = {}
+    for path in sorted(hosts_dir.glob("*.json")):
+        kept: dict = {}
+        try:
+            evidence = _load_json(path, kept)
+        except MergeError as exc:
+            errors.append(str(exc))
+            continue
+        if not isinstance(evidence, dict):
+            errors.append(f"{path}: not a host's evidence (a JSON object)")
+            continue
+        collected = evidence.get("collected", True) is not False
+        status = "unreachable" if statuses.get(path.stem) == "unreachable" else "failed"
+        out[path.stem] = {"evidence": evidence if collected else None, "status": None if collected else status,
+                          "time": (_parse_time(evidence.get("collected_at")) or when) if collected else when,
+                          "path": path, "text": kept["text"]}
+    if errors:
+        raise MergeError("\n".join(errors))
+    return out
+
+
+def _host_key(host: str):
+    """Hosts in natural order (wp2 before wp10)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", host) if part]
+
+
+def merge_reports(directories: list[Path]) -> dict:
+    """Per host, the newest collected evidence across the report directories (its ``collected_at``,
+    else its directory's time; a tie goes to the directory named later). A host no directory could
+    collect keeps the newest directory's status for it. Returns each host's winner (as read_report_dir
+    gives it), hosts in natural order. Every unreadable directory and file is named in one MergeError."""
+    errors, chosen = [], {}
+    for directory in directories:
+        try:
+            hosts = read_report_dir(directory)
+        except MergeError as exc:
+            errors.append(str(exc))
+            continue
+        for host, entry in hosts.items():
+            best = chosen.get(host)
+            rank = (entry["evidence"] is not None, entry["time"])
+            if best is None or rank >= (best["evidence"] is not None, best["time"]):
+                chosen[host] = entry
+    if errors:
+        raise MergeError("\n".join(errors))
+    return {host: chosen[host] for host in sorted(chosen, key=_host_key)}
+
+
+def _nice_json(data) -> str:
+    """As Ansible's to_nice_json writes it (the role's summary.json)."""
+    return json.dumps(data, indent=4, sort_keys=True, separators=(",", ": "))
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=".wp502-", dir=target.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp_path, 0o644)
+    os.rename(tmp_path, target)
+
+
+def report_merge(directories: list[str], out: str, force: bool = False, title: str = "wp502 fleet audit") -> int:
+    """wp502 report merge: one fleet report in OUT from several audit report directories, the
+    summary, Markdown, HTML and Prometheus files computed by the role's own filters. Every input is
+    read and checked before anything is written: an error writes nothing."""
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise MergeError(f"{target}: exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise MergeError(f"{target}: exists and is not empty (--force replaces its report files)")
+    chosen = merge_reports([Path(d) for d in directories])
+    if not chosen:
+        raise MergeError("no host in " + ", ".join(directories))
+    filters = _report_filters()
+    hostvars = {h: {"wp502_evidence_result": e["evidence"]} for h, e in chosen.items() if e["evidence"] is not None}
+    unreachable = [h for h, e in chosen.items() if e["evidence"] is None and e["status"] == "unreachable"]
+    failed = [h for h, e in chosen.items() if e["evidence"] is None and e["status"] != "unreachable"]
+    summary = filters.wp502_fleet_summary(hostvars, list(chosen), unreachable, failed)
+    now = time.time()
+    when = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Each host's file as its audit wrote it.
+    files = {f"hosts/{host}.json": entry["text"] for host, entry in chosen.items()}
+    files.update({"summary.json": _nice_json(summary), "summary.md": filters.wp502_report_markdown(summary, title, when),
+                  "report.html": filters.wp502_report_html(summary, title, when),
+                  "wp502.prom": filters.wp502_report_prometheus(summary, now)})
+    if force and (target / "hosts").is_dir():
+        # A forced merge replaces the report: hosts of the report it replaces do not linger.
+        for stale in (target / "hosts").glob("*.json"):
+            if f"hosts/{stale.name}" not in files:
+                stale.unlink()
+    for name, text in files.items():
+        _write_atomic(target / name, text)
+    print(f"merged {len(chosen)} hosts from {len(directories)} report directories into {target}")
+    rows, code = audit_table({"verdicts": {r["host"]: r["top_cause"] for r in summary["rows"]},
+                              "sites": filters.wp502_site_verdicts(summary), "unhealthy": summary["unhealthy"],
+                              "statuses": summary["statuses"], "report_dir": str(target)})
+    for row in rows:
+        print(row)
+    return code
+
+
 _SITE_WORDS = {"healthy": "answers", "planned": "check mode: planned", "cdn_only": "stopped: cdn_only"}
 
 
@@ -195,6 +366,17 @@ def emergency_table(results: dict) -> tuple[list[str], int]:
     return rows, code
 
 
+def report_command(args) -> int:
+    """wp502 report merge, its errors named on stderr (exit 2)."""
+    try:
+        return report_merge(args.dirs, args.output, force=args.force, title=args.title)
+    except MergeError as exc:
+        print(f"wp502 report merge: {exc}\nwp502 report merge: nothing written", file=sys.stderr)
+    except OSError as exc:
+        print(f"wp502 report merge: {exc}", file=sys.stderr)
+    return FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wp502", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true", help="take a live lock or ignore storm control (after checking)")
         if name == "rollback":
             p.add_argument("--run-id", help="the run to undo (default: each host's last run)")
+    report = sub.add_parser("report", help="work on audit reports").add_subparsers(dest="report_command", required=True)
+    merge = report.add_parser("merge", help="one fleet report from several audit report directories (AWX slices)")
+    merge.add_argument("dirs", nargs="+", metavar="DIR", help="audit report directories (each with hosts/)")
+    merge.add_argument("-o", "--output", required=True, metavar="OUT", help="directory to write the merged report into")
+    merge.add_argument("--force", action="store_true", help="write into OUT even when it is not empty")
+    merge.add_argument("--title", default="wp502 fleet audit", help="title of the Markdown and HTML pages")
     return parser
 
 
@@ -218,9 +406,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        extravars = parse_extravars(args.extra_vars)
     except SystemExit as exc:
         return USAGE if exc.code else OK
+    if args.command == "report":
+        return report_command(args)
+    return run_playbook(args)
+
+
+def run_playbook(args) -> int:
+    """wp502 audit, emergency or rollback: the playbook through ansible-runner, then its table."""
+    try:
+        extravars = parse_extravars(args.extra_vars)
     except (ValueError, OSError, yaml.YAMLError) as exc:
         print(f"wp502: {exc}", file=sys.stderr)
         return USAGE

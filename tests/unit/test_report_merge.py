@@ -1,0 +1,165 @@
+"""wp502 report merge: report directories of sliced (or repeated) audits, written as the report role
+writes them, merged into one fleet report equal to the one a single audit would have written."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from wp502cli import main as cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "filter"))
+import wp502_report as rep
+
+CAUSES = ("healthy", "slow_plugin", "max_children", "healthy", "crashing_worker")
+
+
+def evidence(i, collected_at="2026-12-01T20:00:00Z", cause=None):
+    """A host's evidence (two sites, the second failing on unhealthy hosts), varied by ``i``."""
+    cause = cause or CAUSES[i % len(CAUSES)]
+    slug = f"plugin-{i % 3}" if cause != "healthy" else None
+    top = {"cause": cause, "confidence": 0.5 + (i % 5) / 10, "evidence": [f"why {cause} on host {i}"],
+           "rungs": ["plugins"], "site": "siteb"}
+    if slug:
+        top["slug"] = slug
+    status = 200 if cause == "healthy" else 502
+
+    def site(sid, failing, code):
+        return {"id": sid, "names": [sid + ".example"], "docroot": "/var/www/" + sid, "pools": ["www"],
+                "top_cause": "healthy" if not failing else cause, "failing": failing, "wordpress": True,
+                "verdict": [top if failing else {"cause": "healthy", "confidence": 0.9}],
+                "http": {"origin": {"/": {"status": code}, "/wp-login.php": {"status": code}}}}
+
+    return {
+        "collected_at": collected_at, "verdict": [top], "top_cause": cause,
+        "sites": [site("sitea", False, 200), site("siteb", cause != "healthy", status)],
+        "fpm": {"pools": [{"name": "www", "workers": 5, "pm.max_children": 5, "rss_p95": 80 << 20,
+                           "recommendation": {"pm.max_children": 30, "basis": {"available_bytes": 3 << 30}}}]},
+        "wordpress": [{"path": "/var/www/sitea"}],
+        "logs": {"signatures": {"connect_unavailable": {"count": i % 4}},
+                 "suspects": [{"type": "plugin", "slug": slug, "count": 3}] if slug else []},
+        "peak_hours": {"by_hour": {"2026-12-01T19": i % 7}}, "frontend": {"kind": "nginx"},
+    }
+
+
+def nice(data):
+    return json.dumps(data, indent=4, sort_keys=True, separators=(",", ": "))
+
+
+def write_audit(directory, hostvars, hosts, unreachable=()):
+    """A report directory as roles/wp502_report writes it (the same filters, the same files)."""
+    (directory / "hosts").mkdir(parents=True)
+    for host in hosts:
+        result = (hostvars.get(host) or {}).get("wp502_evidence_result", {"collected": False})
+        (directory / "hosts" / f"{host}.json").write_text(nice(result))
+    summary = rep.wp502_fleet_summary(hostvars, hosts, list(unreachable), [])
+    (directory / "summary.json").write_text(nice(summary))
+    (directory / "summary.md").write_text(rep.wp502_report_markdown(summary, "t", "2026-12-01T20:00:00Z"))
+    (directory / "report.html").write_text(rep.wp502_report_html(summary, "t", "2026-12-01T20:00:00Z"))
+    (directory / "wp502.prom").write_text(rep.wp502_report_prometheus(summary, 0))
+    return summary
+
+
+def fleet(n=100, unreachable=("web007", "web042")):
+    hosts = [f"web{i:03d}" for i in range(n)]
+    hostvars = {h: {"wp502_evidence_result": evidence(i)} for i, h in enumerate(hosts) if h not in unreachable}
+    return hosts, hostvars
+
+
+def test_ten_slices_merge_into_the_summary_of_one_audit(tmp_path, capsys):
+    hosts, hostvars = fleet()
+    unreachable = ["web007", "web042"]
+    whole = rep.wp502_fleet_summary(hostvars, hosts, unreachable, [])
+    slices = []
+    for k in range(10):
+        part = hosts[k * 10:(k + 1) * 10]
+        slices.append(tmp_path / f"audit-20261201T20{k:02d}00Z")
+        write_audit(slices[-1], hostvars, part, [h for h in unreachable if h in part])
+    out = tmp_path / "fleet"
+    assert cli.main(["report", "merge", *map(str, reversed(slices)), "-o", str(out)]) == cli.UNHEALTHY
+
+    merged = json.loads((out / "summary.json").read_text())
+    assert merged == json.loads(json.dumps(whole))
+    assert sorted(r["host"] for r in merged["rows"]) == hosts
+    assert merged["statuses"] == {"ok": 98, "unreachable": 2}
+    assert {r["host"]: r["top_cause"] for r in merged["rows"]} == {r["host"]: r["top_cause"] for r in whole["rows"]}
+    assert sorted(p.name for p in (out / "hosts").iterdir()) == [f"{h}.json" for h in hosts]
+    assert (out / "hosts" / "web003.json").read_text() == (slices[0] / "hosts" / "web003.json").read_text()
+    assert "<html" in (out / "report.html").read_text()
+    prom = (out / "wp502.prom").read_text()
+    assert prom.count("wp502_audited{") == 100 and "wp502_audit_timestamp_seconds" in prom
+    assert "web099" in (out / "summary.md").read_text()
+    said = capsys.readouterr().out
+    assert "merged 100 hosts from 10 report directories" in said and f"{out}/report.html" in said
+
+
+def test_the_newest_evidence_of_a_host_wins(tmp_path):
+    newer = tmp_path / "audit-20261201T210000Z"
+    older = tmp_path / "audit-20261201T200000Z"
+    # web1: collected_at decides (the directory named older holds the newer evidence).
+    # web2: no collected_at, the directory's time decides. web3: evidence beats a newer "unreachable".
+    write_audit(older, {"web1": {"wp502_evidence_result": evidence(1, "2026-12-01T22:00:00Z", "slow_plugin")},
+                        "web2": {"wp502_evidence_result": dict(evidence(2, cause="healthy"), collected_at=None)},
+                        "web3": {"wp502_evidence_result": evidence(3, cause="max_children")}},
+                ["web1", "web2", "web3"])
+    write_audit(newer, {"web1": {"wp502_evidence_result": evidence(1, "2026-12-01T21:00:00Z", "healthy")},
+                        "web2": {"wp502_evidence_result": dict(evidence(2, cause="max_children"), collected_at=None)},
+                        "web4": {"wp502_evidence_result": evidence(4, cause="healthy")}},
+                ["web1", "web2", "web3", "web4"], unreachable=["web3"])
+    out = tmp_path / "out"
+    assert cli.main(["report", "merge", str(newer), str(older), "-o", str(out)]) == cli.UNHEALTHY
+    rows = {r["host"]: r for r in json.loads((out / "summary.json").read_text())["rows"]}
+    assert {h: r["top_cause"] for h, r in rows.items()} == {
+        "web1": "slow_plugin", "web2": "max_children", "web3": "max_children", "web4": "healthy"}
+    assert json.loads((out / "hosts" / "web1.json").read_text())["collected_at"] == "2026-12-01T22:00:00Z"
+
+
+def test_a_host_no_slice_reached_stays_unreachable(tmp_path):
+    write_audit(tmp_path / "a", {"web1": {"wp502_evidence_result": evidence(0, cause="healthy")}},
+                ["web1", "web2"], unreachable=["web2"])
+    out = tmp_path / "out"
+    assert cli.main(["report", "merge", str(tmp_path / "a"), "-o", str(out)]) == cli.OK
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["statuses"] == {"ok": 1, "unreachable": 1}
+
+
+def test_a_corrupt_file_is_named_and_nothing_is_written(tmp_path, capsys):
+    hosts, hostvars = fleet(20, unreachable=())
+    write_audit(tmp_path / "a", hostvars, hosts[:10])
+    write_audit(tmp_path / "b", hostvars, hosts[10:])
+    (tmp_path / "b" / "hosts" / "web013.json").write_text('{"verdict": [')
+    out = tmp_path / "out"
+    assert cli.main(["report", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out)]) == cli.FAILED
+    err = capsys.readouterr().err
+    assert str(tmp_path / "b" / "hosts" / "web013.json") in err and "nothing written" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda d: None, "no such report directory"),
+    (lambda d: d.mkdir(), "no hosts/ directory"),
+])
+def test_a_directory_that_is_no_report_is_refused(tmp_path, capsys, make, said):
+    make(tmp_path / "x")
+    assert cli.main(["report", "merge", str(tmp_path / "x"), "-o", str(tmp_path / "out")]) == cli.FAILED
+    assert said in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_non_empty_out_is_refused_unless_forced(tmp_path, capsys):
+    hosts, hostvars = fleet(3, unreachable=())
+    write_audit(tmp_path / "a", hostvars, hosts)
+    out = tmp_path / "out"
+    (out / "hosts").mkdir(parents=True)
+    (out / "hosts" / "gone.json").write_text("{}")
+    args = ["report", "merge", str(tmp_path / "a"), "-o", str(out)]
+    assert cli.main(args) == cli.FAILED
+    assert "not empty" in capsys.readouterr().err and not (out / "summary.json").exists()
+    assert cli.main([*args, "--force"]) == cli.UNHEALTHY
+    assert sorted(p.name for p in (out / "hosts").iterdir()) == ["web000.json", "web001.json", "web002.json"]
+
+
+def test_merge_needs_an_output():
+    assert cli.main(["report", "merge", "somewhere"]) == cli.USAGE
