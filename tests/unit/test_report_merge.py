@@ -126,15 +126,22 @@ def test_a_host_no_slice_reached_stays_unreachable(tmp_path):
     assert summary["statuses"] == {"ok": 1, "unreachable": 1}
 
 
-def test_a_corrupt_file_is_named_and_nothing_is_written(tmp_path, capsys):
+@pytest.mark.parametrize("name, text", [
+    ("hosts/web013.json", '{"verdict": ['),  # cut short
+    ("hosts/web014.json", "[]"),  # JSON, but no host's evidence
+    ("hosts/web015.json", b"\xff\xfe{}"),  # not UTF-8
+    ("summary.json", "{"),
+])
+def test_a_corrupt_file_is_named_and_nothing_is_written(tmp_path, capsys, name, text):
     hosts, hostvars = fleet(20, unreachable=())
     write_audit(tmp_path / "a", hostvars, hosts[:10])
     write_audit(tmp_path / "b", hostvars, hosts[10:])
-    (tmp_path / "b" / "hosts" / "web013.json").write_text('{"verdict": [')
+    bad = tmp_path / "b" / name
+    bad.write_bytes(text if isinstance(text, bytes) else text.encode())
     out = tmp_path / "out"
     assert cli.main(["report", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out)]) == cli.FAILED
     err = capsys.readouterr().err
-    assert str(tmp_path / "b" / "hosts" / "web013.json") in err and "nothing written" in err
+    assert str(bad) in err and "nothing written" in err
     assert not out.exists()
 
 
