@@ -127,7 +127,15 @@ def _host_row(host, result, state):
         "errors": len(result.get("errors") or []),
         "sites": sites, "failing_sites": [s["site"] for s in sites if s["failing"]],
         "probe": result.get("probe") or None,
+        "culprits": _row_culprits(result, top),
     }
+
+
+def _row_culprits(result, top):
+    """The plugins a host's evidence blames: the culprits it names (a run that bisected), else the plugin
+    its top cause names (its slug)."""
+    named = [str(c) for c in result.get("culprits") or [] if c]
+    return named or ([str(top["slug"])] if top.get("slug") else [])
 
 
 def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
@@ -144,27 +152,66 @@ def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
         rows.append(_host_row(host, result, state))
     causes = Counter(r["top_cause"] for r in rows if r["top_cause"])
     site_causes = Counter(s["top_cause"] for r in rows for s in r["sites"] if s.get("top_cause"))
-    by_cause, by_signature, by_suspect = {}, {}, {}
-    for r in rows:
-        if r["top_cause"]:
-            by_cause.setdefault(r["top_cause"] + (":" + r["slug"] if r.get("slug") else ""), []).append(r["host"])
-        for sig in r.get("signatures") or {}:
-            by_signature.setdefault(sig, []).append(r["host"])
-        for sus in r.get("suspects") or []:
-            by_suspect.setdefault(sus, []).append(r["host"])
+    index = _shared_index(rows)
     statuses = Counter(r["status"] for r in rows)
     return {
-        "hosts": len(rows), "rows": rows, "statuses": dict(statuses), "causes": dict(causes.most_common()),
+        "hosts": len(rows), "rows": sorted(rows, key=_unhealthy_first), "statuses": dict(statuses),
+        "causes": dict(causes.most_common()),
         "sites": sum(len(r["sites"]) for r in rows), "site_causes": dict(site_causes.most_common()),
         "failing_sites": [{"host": r["host"], "site": s["site"], "top_cause": s["top_cause"]}
                           for r in rows for s in r["sites"] if s["failing"]],
-        "shared": {
-            "cause": dict((k, v) for k, v in by_cause.items() if len(v) > 1),
-            "signature": dict((k, v) for k, v in by_signature.items() if len(v) > 1),
-            "suspect": dict((k, v) for k, v in by_suspect.items() if len(v) > 1),
-        },
-        "unhealthy": sorted(r["host"] for r in rows if r["top_cause"] not in (None, "healthy")),
+        "shared": dict((kind, dict((k, v) for k, v in index[key].items() if len(v) > 1))
+                       for kind, key in (("cause", "cause_slug"), ("signature", "signature"), ("suspect", "suspect"))),
+        "groups": _groups(index),
+        "unhealthy": sorted(r["host"] for r in rows if _is_unhealthy(r)),
     }
+
+
+# What hosts can share, as the groups of the summary name it (``key.kind``).
+GROUP_KINDS = ("cause", "culprit", "signature", "suspect")
+# A group needs this many hosts; a cause every healthy host shares is not a group worth reading.
+GROUP_MIN_HOSTS = 2
+GROUP_IGNORED_CAUSES = ("healthy",)
+
+
+def _is_unhealthy(row):
+    return row.get("top_cause") not in (None, "healthy")
+
+
+def _unhealthy_first(row):
+    """Sort key of the host rows: hosts with a cause other than healthy first, in the order given."""
+    return 0 if _is_unhealthy(row) else 1
+
+
+def _shared_index(rows):
+    """What each host shares with others, one pass over the rows: ``{kind: {value: [hosts]}}`` for the
+    group kinds, plus ``cause_slug`` (the cause with the plugin it names, as ``shared.cause`` keys it)."""
+    index = dict((kind, {}) for kind in (*GROUP_KINDS, "cause_slug"))
+
+    def add(kind, value, host):
+        index[kind].setdefault(value, {})[host] = None  # a dict: each host once, in the rows' order
+
+    for r in rows:
+        host = r["host"]
+        if r["top_cause"]:
+            add("cause_slug", r["top_cause"] + (":" + r["slug"] if r.get("slug") else ""), host)
+            if r["top_cause"] not in GROUP_IGNORED_CAUSES:
+                add("cause", r["top_cause"], host)
+        for culprit in r.get("culprits") or []:
+            add("culprit", culprit, host)
+        for sig in r.get("signatures") or {}:
+            add("signature", sig, host)
+        for sus in r.get("suspects") or []:
+            add("suspect", sus, host)
+    return dict((kind, dict((value, list(hosts)) for value, hosts in values.items())) for kind, values in index.items())
+
+
+def _groups(index):
+    """Hosts sharing a cause, a culprit plugin, a signature or a suspect: ``[{"key": {"kind", "value"},
+    "hosts"}]``, the largest first, then by kind and value (the same order for the same audit)."""
+    groups = [{"key": {"kind": kind, "value": value}, "hosts": list(hosts)}
+              for kind in GROUP_KINDS for value, hosts in index[kind].items() if len(hosts) >= GROUP_MIN_HOSTS]
+    return sorted(groups, key=lambda g: (-len(g["hosts"]), g["key"]["kind"], str(g["key"]["value"])))
 
 
 def wp502_site_verdicts(summary):
@@ -239,7 +286,7 @@ th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}t
 .chart{display:inline-block;margin:8px 24px 8px 0;vertical-align:top}.chart text{font-size:11px}
 figcaption{font-size:12px;color:#444;margin-bottom:4px}
 tbody.host{border-top:2px solid #999}tbody.host th{background:#fafafa;max-width:24em;font-weight:600}
-tr.failing td{background:#fff4f2}thead th{position:sticky;top:0}"""
+tr.failing td{background:#fff4f2}thead th{position:sticky;top:0}#groups li{cursor:pointer}"""
 
 
 def _hbars(items, unit="", color="#445", width=520):
@@ -280,6 +327,61 @@ def _vbars(items, width=380, height=110, color="#b42318"):
     return "".join(parts)
 
 
+# Groups shown on the overview, and hosts named per group; the rest are counted.
+OVERVIEW_GROUPS = 20
+OVERVIEW_GROUP_HOSTS = 12
+
+# Filters the host table in the page as the search box is typed into: a host's tbody stays when every
+# word typed is in its text (or its data-filter words). Inline, no external asset: the page works from disk.
+_SEARCH_JS = """<script>(function () {
+  var box = document.getElementById('search'), shown = document.getElementById('shown');
+  var bodies = Array.prototype.slice.call(document.querySelectorAll('#verdicts tbody.host'));
+  var texts = bodies.map(function (b) { return (b.textContent + ' ' + (b.getAttribute('data-filter') || '')).toLowerCase(); });
+  function apply() {
+    var words = box.value.toLowerCase().split(/\\s+/).filter(Boolean), n = 0;
+    bodies.forEach(function (b, i) {
+      var keep = words.every(function (w) { return texts[i].indexOf(w) >= 0; });
+      b.style.display = keep ? '' : 'none';
+      if (keep) { n += 1; }
+    });
+    shown.textContent = n + ' of ' + bodies.length + ' hosts';
+  }
+  box.addEventListener('input', apply);
+  Array.prototype.forEach.call(document.querySelectorAll('#groups [data-value]'), function (li) {
+    li.addEventListener('click', function () { box.value = li.getAttribute('data-value'); apply(); box.focus(); });
+  });
+  if (box.value) { apply(); }
+})();</script>"""
+
+
+def _overview(summary):
+    """The top of the page: hosts by status, causes across the fleet (a chart), then the groups of hosts
+    sharing something, the largest first (the first OVERVIEW_GROUPS, the rest counted)."""
+    esc = html.escape
+    out = ['<section id="overview"><h2>Overview</h2><ul id="statuses">']
+    out += ['<li data-status="%s">%d %s</li>' % (esc(s), n, esc(_STATUS_LABEL.get(s, s)))
+            for s, n in sorted(summary["statuses"].items(), key=lambda x: (-x[1], x[0]))]
+    out.append('</ul><h3>Causes across the fleet</h3><div id="causes">%s</div>' % _hbars(
+        [(c, n) for c, n in summary["causes"].items()], unit=" hosts"))
+    groups = summary.get("groups") or []
+    out.append('<h3>Hosts that share something</h3><ol id="groups">')
+    for g in groups[:OVERVIEW_GROUPS]:
+        kind, value, hosts = g["key"]["kind"], str(g["key"]["value"]), g["hosts"]
+        more = len(hosts) - OVERVIEW_GROUP_HOSTS
+        out.append('<li data-kind="%s" data-value="%s" title="filter the hosts by it"><b>%d hosts</b> share the %s '
+                   '<code>%s</code>: %s%s</li>' % (
+                       esc(kind), esc(value), len(hosts), esc(kind), esc(value),
+                       esc(", ".join(hosts[:OVERVIEW_GROUP_HOSTS])), " and %d more" % more if more > 0 else ""))
+    out.append("</ol>")
+    if not groups:
+        out.append('<p class="muted">no two hosts share a cause, a culprit, a signature or a suspect</p>')
+    elif len(groups) > OVERVIEW_GROUPS:
+        out.append('<p class="muted" id="more-groups">and %d more groups (summary.json holds them all)</p>' % (
+            len(groups) - OVERVIEW_GROUPS))
+    out.append("</section>")
+    return "".join(out)
+
+
 def wp502_report_html(summary, title="wp502 fleet audit", when=""):
     esc = html.escape
     out = ["<!doctype html><html lang=en><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body>" % (
@@ -287,13 +389,18 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
     if when:
         out.append('<p class="muted">%s &middot; %d hosts &middot; %s</p>' % (esc(when), summary["hosts"], esc(", ".join(
             "%d %s" % (n, _STATUS_LABEL.get(s, s)) for s, n in sorted(summary["statuses"].items())))))
+    out.append(_overview(summary))
+    out.append('<h2>Hosts</h2><p><input id="search" type="search" placeholder="filter hosts: name, cause, plugin, signature" '
+               'aria-label="filter hosts" size="48"> <span id="shown" class="muted">%d hosts</span></p>' % len(summary["rows"]))
     out.append('<table id="verdicts"><thead><tr><th>host</th><th>status</th><th>site</th><th>top cause</th>'
                "<th>confidence</th><th>evidence</th><th>origin</th><th>public / CDN</th><th>ladder / next step</th>"
                "</tr></thead>")
     for r in summary["rows"]:
         # One tbody per host: its cell spans its sites, so fifteen sites read as one group.
         sites = r.get("sites") or [None]
-        out.append('<tbody class="host" data-host="%s">' % esc(r["host"]))
+        # What the row does not show but the search box finds: its suspects, signatures and culprits.
+        words = " ".join(list(r.get("suspects") or []) + list(r.get("signatures") or {}) + list(r.get("culprits") or []))
+        out.append('<tbody class="host" data-host="%s"%s>' % (esc(r["host"]), ' data-filter="%s"' % esc(words) if words else ""))
         for i, site in enumerate(sites):
             s = site or r
             cls = "healthy" if s.get("top_cause") == "healthy" else "bad" if s.get("top_cause") else "muted"
@@ -323,8 +430,7 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
                            esc(", ".join(s.get("rungs") or []) or (s.get("next_step") or ""))))
         out.append("</tbody>")
     out.append("</table>")
-    out.append('<h2>Causes across the fleet</h2><div id="causes">%s</div>' % _hbars(
-        [(c, n) for c, n in summary["causes"].items()], unit=" hosts"))
+    out.append(_SEARCH_JS)
     if summary.get("sites", 0) > len([r for r in summary["rows"] if r.get("sites")]):
         out.append('<h2>Causes across the sites</h2><div id="site-causes">%s</div>' % _hbars(
             [(c, n) for c, n in (summary.get("site_causes") or {}).items()], unit=" sites"))

@@ -6,6 +6,7 @@ are measured in the laid-out page: the host cell spans its sites and the table f
 from __future__ import annotations
 
 import html.parser
+import json
 import shutil
 import struct
 import subprocess
@@ -231,4 +232,75 @@ def test_the_emergency_report_has_a_row_per_site_in_chromium(tmp_path):
     shot = ARTIFACTS / "emergency-sites.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", f"--screenshot={shot}",
                     page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert png_size_and_colours(shot)[2] > 20
+
+
+# Types into the search box once the page is loaded, and writes which host bodies stay visible.
+SEARCH = """<script>window.addEventListener('load', () => {
+  const box = document.getElementById('search'), out = {};
+  const visible = () => [...document.querySelectorAll('#verdicts tbody.host')]
+    .filter(b => b.getClientRects().length > 0).map(b => b.dataset.host);
+  out.all = visible();
+  for (const q of %s) {
+    box.value = q; box.dispatchEvent(new Event('input'));
+    out[q] = {hosts: visible(), shown: document.getElementById('shown').textContent};
+  }
+  document.querySelector('#groups li[data-kind="cause"]').click();
+  out.clicked = {value: box.value, hosts: visible()};
+  box.value = ''; box.dispatchEvent(new Event('input'));
+  out.cleared = visible();
+  document.body.setAttribute('data-measure', JSON.stringify(out));
+});</script>"""
+
+
+def test_the_search_box_filters_the_host_rows_in_chromium(tmp_path):
+    hostvars = dict(HOSTVARS, web5={"wp502_evidence_result": evidence("slow_plugin", 0.7, "heavy-analytics")})
+    hostvars["web5"]["wp502_evidence_result"]["logs"]["suspects"] = [{"type": "plugin", "slug": "only-in-the-logs"}]
+    summary = rep.wp502_fleet_summary(hostvars, list(hostvars), unreachable=["web<4>"])
+    queries = ["heavy-analytics", "HEAVY analytics web5", "only-in-the-logs", "unreachable", "no-such-host"]
+    page = tmp_path / "search.html"
+    page.write_text(rep.wp502_report_html(summary, "wp502 fleet audit", "2026-12-02T00:00:00Z").replace(
+        "</body>", SEARCH % json.dumps(queries) + "</body>"))
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    m = measured(dom)
+    assert m["all"] == ["web1", "web2", "web5", "web3", "web<4>"]  # unhealthy first
+    assert m["heavy-analytics"] == {"hosts": ["web2", "web5"], "shown": "2 of 5 hosts"}
+    assert m["HEAVY analytics web5"]["hosts"] == ["web5"]  # every word, any case
+    assert m["only-in-the-logs"]["hosts"] == ["web5"]  # a suspect the row does not show is found too
+    assert m["unreachable"]["hosts"] == ["web<4>"] and m["no-such-host"]["hosts"] == []
+    assert m["clicked"] == {"value": "slow_plugin", "hosts": ["web2", "web5"]}  # a group filters the table to its hosts
+    assert m["cleared"] == m["all"]
+
+
+OVERVIEW = """<script>window.addEventListener('load', () => {
+  const top = id => Math.round(document.getElementById(id).getBoundingClientRect().top);
+  document.body.setAttribute('data-measure', JSON.stringify({overview: top('overview'), groups: top('groups'),
+    verdicts: top('verdicts'), height: window.innerHeight, loaded: Math.round(performance.now()),
+    rows: document.querySelectorAll('#verdicts tbody.host').length,
+    first: document.querySelector('#verdicts tbody.host').dataset.host}));
+});</script>"""
+
+
+def test_a_thousand_hosts_open_on_the_overview_in_chromium(tmp_path):
+    lab = [HOSTVARS["web1"], HOSTVARS["web2"], HOSTVARS["web3"]]  # three hosts' evidence, repeated
+    hostvars = {f"web{i:04d}": lab[i % 3] for i in range(1000)}
+    summary = rep.wp502_fleet_summary(hostvars, list(hostvars))
+    biggest = summary["groups"][0]
+    assert biggest["key"] == {"kind": "signature", "value": "connect_unavailable"} and len(biggest["hosts"]) == 1000
+    assert {"kind": "culprit", "value": "heavy-analytics"} in [g["key"] for g in summary["groups"]]
+    page = tmp_path / "fleet.html"
+    page.write_text(rep.wp502_report_html(summary, "wp502 fleet audit", "2026-12-02T00:00:00Z").replace(
+        "</body>", OVERVIEW + "</body>"))
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=180, check=True).stdout
+    m = measured(dom)
+    assert m["rows"] == 1000 and m["first"] == "web0000"  # fpm_down, unhealthy
+    # The overview opens the page and its groups are in the first screen, the host table after them.
+    assert m["overview"] < m["groups"] < m["verdicts"] and m["groups"] < m["height"], m
+    assert "1000 hosts</b> share the signature" in dom and "334 hosts</b> share the cause" in dom
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report-1000.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=180, check=True)
     assert png_size_and_colours(shot)[2] > 20

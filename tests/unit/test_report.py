@@ -388,3 +388,78 @@ def test_the_summary_reads_the_verdicts_diagnose_sites_writes():
         ("a.test", "healthy", False), ("siteb.test", "fpm_down", True)]
     assert any("siteb.sock" in line for line in row["sites"][1]["evidence"])
     assert "|  |  | siteb.test | **yes** | fpm_down |" in rep.wp502_report_markdown(s)
+
+
+def grouped(**hosts):
+    """A summary of hosts given as name=evidence (None: unreachable)."""
+    hv = dict((h, {"wp502_evidence_result": ev} if ev else {}) for h, ev in hosts.items())
+    return rep.wp502_fleet_summary(hv, list(hv), unreachable=[h for h, ev in hosts.items() if not ev])
+
+
+def group(s, kind, value):
+    return next((g["hosts"] for g in s["groups"] if g["key"] == {"kind": kind, "value": value}), None)
+
+
+def test_hosts_sharing_a_cause_form_a_group():
+    s = grouped(a=evidence("fpm_down"), b=evidence("fpm_down"), c=evidence("oom"))
+    assert group(s, "cause", "fpm_down") == ["a", "b"]
+    assert group(s, "cause", "oom") is None  # one host is not a group
+
+
+def test_hosts_sharing_a_suspect_or_a_culprit_plugin_form_groups():
+    s = grouped(a=evidence("slow_plugin", "wp502-fault-slow"), b=evidence("bom", "wp502-fault-slow"),
+                c=evidence("slow_plugin", "other"))
+    assert group(s, "suspect", "plugin:wp502-fault-slow") == ["a", "b"]
+    assert group(s, "culprit", "wp502-fault-slow") == ["a", "b"]
+    assert group(s, "culprit", "other") is None and group(s, "suspect", "plugin:other") is None
+    assert group(s, "cause", "slow_plugin") == ["a", "c"]
+
+
+def test_culprits_a_run_named_win_over_the_slug():
+    ev = evidence("crashing_worker", "x")
+    ev["culprits"] = ["wp502-fault-segfault"]
+    s = grouped(a=ev, b=dict(ev))
+    assert group(s, "culprit", "wp502-fault-segfault") == ["a", "b"] and group(s, "culprit", "x") is None
+
+
+def test_a_singleton_is_not_a_group_and_healthy_is_not_a_cause_group():
+    one = evidence("oom")
+    one["logs"] = {"signatures": {"oom": {"count": 3}}, "suspects": [{"type": "plugin", "slug": "lonely"}]}
+    s = grouped(a=one, b=evidence("healthy"), c=evidence("healthy"), down=None)
+    assert all(len(g["hosts"]) >= 2 for g in s["groups"])
+    assert group(s, "cause", "healthy") is None and group(s, "signature", "oom") is None
+    assert group(s, "signature", "connect_unavailable") == ["b", "c"]  # shared by healthy hosts still
+
+
+def test_groups_are_largest_first_then_by_kind_and_value():
+    s = grouped(a=evidence("fpm_down", "p1"), b=evidence("fpm_down", "p1"), c=evidence("fpm_down", "p2"),
+                d=evidence("oom", "p2"))
+    keys = [(len(g["hosts"]), g["key"]["kind"], g["key"]["value"]) for g in s["groups"]]
+    assert keys == [(4, "signature", "connect_unavailable"), (3, "cause", "fpm_down"), (2, "culprit", "p1"),
+                    (2, "culprit", "p2"), (2, "suspect", "plugin:p1"), (2, "suspect", "plugin:p2")]
+    assert s["groups"] == grouped(a=evidence("fpm_down", "p1"), b=evidence("fpm_down", "p1"), c=evidence("fpm_down", "p2"),
+                                  d=evidence("oom", "p2"))["groups"]  # the same audit, the same groups
+    assert json.loads(json.dumps(s["groups"])) == s["groups"]
+
+
+def test_host_rows_are_unhealthy_first_and_keep_their_keys():
+    s = grouped(ok1=evidence("healthy"), down=None, bad1=evidence("fpm_down"), ok2=evidence("healthy"), bad2=evidence("oom"))
+    assert [r["host"] for r in s["rows"]] == ["bad1", "bad2", "ok1", "down", "ok2"]
+    assert s["unhealthy"] == ["bad1", "bad2"] and s["hosts"] == 5
+    row = next(r for r in s["rows"] if r["host"] == "bad1")
+    assert {"host", "status", "top_cause", "confidence", "slug", "evidence", "rungs", "next_step", "causes", "site",
+            "origin", "signatures", "suspects", "by_hour", "frontend", "pools", "errors", "sites", "failing_sites",
+            "probe", "culprits"} <= set(row)
+    assert s["shared"]["cause"]["healthy"] == ["ok1", "ok2"]  # shared keeps its keys as before
+
+
+def test_the_page_opens_on_the_overview_with_the_groups_and_a_search_box():
+    hv = {f"h{i:02d}": {"wp502_evidence_result": evidence("slow_plugin", f"p{i % 30}")} for i in range(60)}
+    s = rep.wp502_fleet_summary(hv, list(hv))
+    page = rep.wp502_report_html(s, when="2026-12-02T00:00:00Z")
+    assert page.index('id="overview"') < page.index('id="groups"') < page.index('id="search"') < page.index('id="verdicts"')
+    assert page.count("<li data-kind=") == rep.OVERVIEW_GROUPS and len(s["groups"]) > rep.OVERVIEW_GROUPS
+    assert f"and {len(s['groups']) - rep.OVERVIEW_GROUPS} more groups" in page
+    assert "<b>60 hosts</b> share the cause <code>slow_plugin</code>" in page and "and 48 more" in page
+    head = page.split("</head>", 1)[0]
+    assert "http" not in head.replace("http-equiv", "") and "<script src" not in page
