@@ -351,7 +351,22 @@ class Isolation:
         self._tidy()
         return problems
 
-    def run(self, run_id, max_probes=None):
+    def _known_first(self, units, names, known):
+        """Known culprits (named by this run on another host) that are active here: out alone, others active.
+        Returns the culprits among them when that heals, else None (the normal bisection follows)."""
+        present = [n for n in names if n in known]
+        if not present:
+            return None
+        others = [n for n in names if n not in present]
+        if not self.ask(units, others):
+            self.cautions.append("%s, the culprit named on another host, is not this site's (out alone, the site "
+                                 "still fails): bisecting" % ", ".join(present))
+            return None
+        # Broken with all of them, healthy with none: which of them, with everything else active?
+        found = find_culprits(present, lambda active: self.ask(units, others + list(active)))
+        return found["culprits"] if found["complete"] else None
+
+    def run(self, run_id, max_probes=None, known=()):
         units = self.units()
         self.off_dir = os.path.join(self.off_root, run_id)
         result = {"healed": False, "culprits": [], "culprit_files": [], "probes": 0, "trail": self.trail,
@@ -374,7 +389,10 @@ class Isolation:
             self._mkdir(self.off_root)
             self._mkdir(self.off_dir)
             self.put_guard(run_id)
-            if not self.ask(units, []):
+            culprits = self._known_first(units, names, set(known or ())) if known else None
+            if culprits is not None:
+                result["known_culprit"] = True
+            elif not self.ask(units, []):
                 # Not the plugins: put everything back as it was.
                 self.arrange(units, names)
                 why = self._lists_whole()
@@ -389,12 +407,13 @@ class Isolation:
                 result["still_out"] = []
                 result["moved"] = []
                 return result
-            found = find_culprits(names, lambda active: self.ask(units, active),
-                                  max_probes=None if max_probes is None else max(0, max_probes - 1))
-            if not found["complete"]:
-                raise RuntimeError("the probe budget (%d) ran out before the culprit was found (raise max_probes, "
-                                   "or 0 for what bisection needs)" % max_probes)
-            culprits = found["culprits"]
+            if culprits is None:
+                found = find_culprits(names, lambda active: self.ask(units, active),
+                                      max_probes=None if max_probes is None else max(0, max_probes - len(self.trail)))
+                if not found["complete"]:
+                    raise RuntimeError("the probe budget (%d) ran out before the culprit was found (raise max_probes, "
+                                       "or 0 for what bisection needs)" % max_probes)
+                culprits = found["culprits"]
             self.arrange(units, [n for n in names if n not in culprits])
             culprit_files = [f for u in units if u["unit"] in culprits for f in u["files"]]
             # The lists, exactly as they were minus the culprits.

@@ -101,6 +101,15 @@ options:
     description: Give up the bisection after this many probes (0 lets bisection take what it needs).
     type: int
     default: 0
+  known_culprits:
+    description:
+      - Plugins (their directory or file name under the plugins directory, as RV(culprits) names them) found to be
+        culprits on other hosts of the same incident. Those active here are taken out first, alone, with every other
+        plugin active. If the site answers, the culprits among them are named (one probe more to confirm, a
+        bisection among them when several), otherwise they go back and the normal bisection follows.
+    type: list
+    elements: str
+    default: []
   step:
     description:
       - The journal step its moves and values are recorded under, so that C(wp502_run state=rolled_back step=...)
@@ -143,6 +152,11 @@ culprits:
   type: list
   elements: str
   sample: [wp502-fault-slow]
+known_culprit:
+  description: True when a plugin of O(known_culprits), out alone, healed the site (no bisection was needed).
+  returned: when a known culprit healed the site
+  type: bool
+  sample: true
 culprit_files:
   description: The plugin files of the culprits, as the active list names them.
   returned: always
@@ -328,6 +342,7 @@ def main():
             max_probes=dict(type="int", default=0),
             inventory_host=dict(type="str"),
             step=dict(type="str", default="plugins"),
+            known_culprits=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -409,7 +424,7 @@ def main():
     rollback = "ansible-playbook playbooks/rollback-502.yml -l %s -e wp502_run_id=%s" % (
         p["inventory_host"] or socket.gethostname(), p["run_id"])
     try:
-        result = iso.run(p["run_id"], max_probes=p["max_probes"] or None)
+        result = iso.run(p["run_id"], max_probes=p["max_probes"] or None, known=p["known_culprits"])
     except RungFailedError as exc:
         cause = exc.cause
         if isinstance(cause, CommandTimeoutError):

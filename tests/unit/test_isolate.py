@@ -614,3 +614,31 @@ def test_a_systemctl_that_hangs_is_named(tmp_path):
                             ["php8.2-fpm"], [], [])
     with pytest.raises(CommandTimeoutError, match=r"`/usr/bin/systemctl restart php8.2-fpm` did not finish within 90 s"):
         fpm.reset()
+
+
+MANY = [f"p{i:02d}/p{i:02d}.php" for i in range(20)]
+
+
+def test_a_known_culprit_is_taken_out_alone_and_heals_in_two_probes(tmp_path):
+    iso, db, _journal, _dir, probes = rung(tmp_path, ["p13"], plugins=MANY)
+    result = iso.run("run1", known=["p13", "not-here"])
+    assert result["healed"] and result["culprits"] == ["p13"] and result["known_culprit"]
+    assert result["probes"] == len(probes) <= 2  # out alone (healed), then the rest confirmed with it out
+    assert plugin_files("active_plugins", db.lists["active_plugins"]) == [f for f in MANY if not f.startswith("p13/")]
+
+
+def test_a_known_culprit_that_is_not_this_sites_falls_back_to_bisection(tmp_path):
+    iso, db, _journal, _dir, _probes = rung(tmp_path, ["p04"], plugins=MANY)
+    result = iso.run("run1", known=["p13"])
+    assert result["healed"] and result["culprits"] == ["p04"] and "known_culprit" not in result
+    assert any("p13, the culprit named on another host, is not this site's" in c for c in result["cautions"])
+    assert plugin_files("active_plugins", db.lists["active_plugins"]) == [f for f in MANY if not f.startswith("p04/")]
+    # one probe for the known one, then the normal ladder: all out, bisection, confirmation
+    assert result["probes"] <= 1 + 1 + math.ceil(math.log2(len(MANY))) + 1
+
+
+def test_two_known_culprits_only_the_one_that_breaks_stays_out(tmp_path):
+    iso, db, _journal, _dir, _probes = rung(tmp_path, ["p07"], plugins=MANY)
+    result = iso.run("run1", known=["p07", "p15"])
+    assert result["healed"] and result["culprits"] == ["p07"]  # p15 was only named elsewhere: it goes back
+    assert plugin_files("active_plugins", db.lists["active_plugins"]) == [f for f in MANY if not f.startswith("p07/")]
