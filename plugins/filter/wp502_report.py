@@ -6,6 +6,7 @@ self-contained HTML page (inline SVG charts, no external assets). Controller sid
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from collections import Counter
@@ -272,6 +273,19 @@ def wp502_report_markdown(summary, title="wp502 fleet audit", when=""):
             host_cells = ["", ""]
     lines += ["", "## Causes across the fleet", ""]
     lines += ["- %s: %d" % (c, n) for c, n in summary["causes"].items()] or ["- none"]
+    # The groups as the page's overview shows them: the largest first, the first OVERVIEW_GROUPS.
+    groups = summary.get("groups") or []
+    lines += ["", "## Groups: hosts that share something", ""]
+    for g in groups[:OVERVIEW_GROUPS]:
+        hosts = [str(h) for h in g["hosts"]]
+        more = len(hosts) - OVERVIEW_GROUP_HOSTS
+        lines.append("- %d hosts share the %s `%s`: %s%s" % (
+            len(hosts), g["key"]["kind"], _md(g["key"]["value"]).replace("`", "'"), _md(", ".join(hosts[:OVERVIEW_GROUP_HOSTS])),
+            " and %d more" % more if more > 0 else ""))
+    if not groups:
+        lines.append("- none: no two hosts share a cause, a culprit, a signature or a suspect")
+    elif len(groups) > OVERVIEW_GROUPS:
+        lines.append("- and %d more groups (summary.json holds them all)" % (len(groups) - OVERVIEW_GROUPS))
     for kind in ("cause", "suspect", "signature"):
         shared = summary["shared"][kind]
         if shared:
@@ -415,8 +429,8 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
                     public += " (%s%s)" % (site.get("cdn") or "CDN", ", Ray ID %s" % site["ray_id"] if site.get("ray_id") else "")
             head = ""
             if i == 0:
-                head = '<th scope="rowgroup" rowspan="%d">%s</th><td rowspan="%d">%s</td>' % (
-                    len(sites), esc(r["host"]), len(sites), esc(_host_status(r)))
+                head = '<th scope="rowgroup" rowspan="%d"><a href="%s">%s</a></th><td rowspan="%d">%s</td>' % (
+                    len(sites), esc(wp502_host_page_path(r["host"])), esc(r["host"]), len(sites), esc(_host_status(r)))
             names = [n for n in (site.get("names") or []) if n != site.get("site")] if site else []
             out.append('<tr data-host="%s"%s%s>%s<td>%s%s</td><td class="%s">%s</td><td>%s</td><td>%s</td><td>%s</td>'
                        "<td>%s</td><td>%s</td></tr>" % (
@@ -431,27 +445,10 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
         out.append("</tbody>")
     out.append("</table>")
     out.append(_SEARCH_JS)
+    out.append(_SORT_JS)
     if summary.get("sites", 0) > len([r for r in summary["rows"] if r.get("sites")]):
         out.append('<h2>Causes across the sites</h2><div id="site-causes">%s</div>' % _hbars(
             [(c, n) for c, n in (summary.get("site_causes") or {}).items()], unit=" sites"))
-    out.append('<h2>502/503/504 per hour</h2><div id="per-hour">')
-    for r in summary["rows"]:
-        hours = sorted((r.get("by_hour") or {}).items())[-48:]
-        out.append('<figure class="chart"><figcaption>%s: %d</figcaption>%s</figure>' % (
-            esc(r["host"]), sum(v for _, v in hours), _vbars(hours)))
-    out.append('</div><h2>Worker memory against pool limits</h2><div id="memory">')
-    for r in summary["rows"]:
-        for p in r.get("pools") or []:
-            rss = p.get("rss_p95") or 0
-            out.append('<figure class="chart"><figcaption>%s, pool %s: %s of %s workers busy or idle, p95 %s, '
-                       'recommended pm.max_children %s</figcaption>%s</figure>' % (
-                           esc(r["host"]), esc(str(p.get("name"))), p.get("workers"), p.get("max_children"), _mib(rss),
-                           p.get("recommended") or "-", _hbars([
-                               ("workers now", (p.get("workers") or 0) * rss // 1048576),
-                               ("at pm.max_children", (p.get("max_children") or 0) * rss // 1048576),
-                               ("at the recommendation", (p.get("recommended") or 0) * rss // 1048576),
-                               ("RAM left for PHP", (p.get("available") or 0) // 1048576)], unit=" MiB", color="#1f6feb")))
-    out.append("</div>")
     for kind in ("cause", "suspect", "signature"):
         shared = summary["shared"][kind]
         if shared:
@@ -462,6 +459,128 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
     out.append('<script type="application/json" id="summary">%s</script></body></html>' % json.dumps(summary).replace(
         "</", "<\\/"))
     return "".join(out)
+
+
+# Sorts the host table by a column as its header is clicked (again: the other way). A host's tbody moves as
+# one, keyed by its first row's cell; numbers sort as numbers, ties keep the order given (unhealthy first).
+_SORT_JS = """<script>(function () {
+  var table = document.getElementById('verdicts');
+  var heads = Array.prototype.slice.call(table.querySelectorAll('thead th'));
+  heads.forEach(function (th, col) {
+    th.style.cursor = 'pointer';
+    th.title = 'sort by ' + th.textContent;
+    th.addEventListener('click', function () {
+      var down = th.getAttribute('aria-sort') === 'ascending';
+      heads.forEach(function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', down ? 'descending' : 'ascending');
+      var bodies = Array.prototype.slice.call(table.querySelectorAll('tbody.host'));
+      var keys = bodies.map(function (b, i) {
+        var cell = b.rows[0] && b.rows[0].cells[col], text = cell ? cell.textContent.trim().toLowerCase() : '';
+        var num = text === '' || isNaN(Number(text)) ? null : Number(text);
+        return {body: b, text: text, num: num, i: i};
+      });
+      keys.sort(function (a, b) {
+        var c = a.num !== null && b.num !== null ? a.num - b.num : a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
+        return (down ? -c : c) || a.i - b.i;
+      });
+      keys.forEach(function (k) { table.appendChild(k.body); });
+    });
+  });
+})();</script>"""
+
+# A file name keeps these characters of a host name; every other byte (and "_", the escape itself) is
+# written _hh, so two host names never share a file, even on a case-insensitive file system.
+_FILE_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+# Longer names are cut and keep "~" and a digest of the whole name (file names stop at 255 bytes).
+_FILE_NAME_MAX = 200
+
+
+def wp502_host_file(host):
+    """A host name as a file name: lower-case letters, digits, "." and "-" kept, every other byte _hh
+    (a leading "." too, so no name is hidden, "." or ".."); one host, one name, never another's."""
+    raw = str(host).encode("utf-8")
+    out = []
+    for i, byte in enumerate(raw):
+        ch = chr(byte)
+        out.append(ch if ch in _FILE_SAFE and not (i == 0 and ch == ".") else "_%02x" % byte)
+    name = "".join(out) or "_"
+    if len(name) > _FILE_NAME_MAX:
+        # "~" is never written otherwise, so a cut name is never a whole one.
+        name = name[:_FILE_NAME_MAX - 41] + "~" + hashlib.sha256(raw).hexdigest()[:40]
+    return name
+
+
+def wp502_host_page_path(host):
+    """Where a host's own page is, relative to report.html: ``hosts/<file>.html``."""
+    return "hosts/%s.html" % wp502_host_file(host)
+
+
+def wp502_host_html(row, title="wp502 fleet audit", when=""):
+    """A host's own page (``hosts/<file>.html``), from its summary row: its verdict, its sites with their
+    evidence lines, what its logs share with others, 502s per hour and worker memory (inline SVG).
+    Self-contained like the fleet page, which links here and which it links back to."""
+    esc = html.escape
+    r = row or {}
+    host = str(r.get("host"))
+    out = ["<!doctype html><html lang=en><head><meta charset=utf-8><title>%s: %s</title><style>%s</style></head><body>" % (
+        esc(host), esc(title), _CSS), '<p><a href="../report.html">&larr; %s</a></p>' % esc(title),
+        '<h1 data-host="%s">%s</h1>' % (esc(host), esc(host))]
+    cause = (r.get("top_cause") or "-") + (" (%s)" % r["slug"] if r.get("slug") else "")
+    out.append('<p class="muted">%s%s</p>' % (esc(when) + " &middot; " if when else "", esc(_host_status(r))))
+    out.append('<dl id="verdict"><dt>top cause</dt><dd class="%s">%s%s</dd>' % (
+        "healthy" if r.get("top_cause") == "healthy" else "bad" if r.get("top_cause") else "muted", esc(cause),
+        "" if r.get("confidence") is None else " &middot; confidence %s" % esc(str(r["confidence"]))))
+    for label, value in (("ladder / next step", ", ".join(r.get("rungs") or []) or r.get("next_step") or ""),
+                         ("culprits", ", ".join(r.get("culprits") or [])), ("suspects", ", ".join(r.get("suspects") or [])),
+                         ("signatures", ", ".join("%s: %s" % kv for kv in sorted((r.get("signatures") or {}).items())))):
+        if value:
+            out.append("<dt>%s</dt><dd>%s</dd>" % (esc(label), esc(str(value))))
+    out.append("</dl>")
+    out.append('<h2>Sites</h2><table id="sites"><thead><tr><th>site</th><th>names</th><th>docroot</th><th>server</th>'
+               "<th>failing</th><th>top cause</th><th>confidence</th><th>evidence</th><th>origin</th><th>public / CDN</th>"
+               "<th>ladder / next step</th></tr></thead><tbody>")
+    for site in r.get("sites") or []:
+        public = ", ".join("%s %s" % kv for kv in (site.get("public") or {}).items())
+        if site.get("cdn") or site.get("ray_id"):
+            public += " (%s%s)" % (site.get("cdn") or "CDN", ", Ray ID %s" % site["ray_id"] if site.get("ray_id") else "")
+        out.append('<tr data-site="%s"%s><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>'
+                   '<td><ul class="evidence">%s</ul></td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+                       esc(str(site.get("site") or "")), ' class="failing"' if site.get("failing") else "",
+                       esc(str(site.get("site") or "-")), esc(", ".join(site.get("names") or [])),
+                       esc(str(site.get("docroot") or "")), esc(str(site.get("server") or "")),
+                       "yes" if site.get("failing") else "no",
+                       esc((site.get("top_cause") or "-") + (" (%s)" % site["slug"] if site.get("slug") else "")),
+                       "" if site.get("confidence") is None else esc(str(site["confidence"])),
+                       "".join("<li>%s</li>" % esc(str(x)) for x in site.get("evidence") or []),
+                       esc(", ".join("%s %s" % kv for kv in (site.get("origin") or {}).items())), esc(public),
+                       esc(", ".join(site.get("rungs") or []) or (site.get("next_step") or ""))))
+    out.append("</tbody></table>")
+    if not r.get("sites"):
+        out.append('<p class="muted">no site: the host was %s</p>' % esc(_STATUS_LABEL.get(r.get("status"), str(r.get("status")))))
+    hours = sorted((r.get("by_hour") or {}).items())[-48:]
+    out.append('<h2>502/503/504 per hour</h2><div id="per-hour"><figure class="chart"><figcaption>%s: %d</figcaption>%s'
+               "</figure></div>" % (esc(host), sum(v for _, v in hours), _vbars(hours)))
+    out.append('<h2>Worker memory against pool limits</h2><div id="memory">')
+    for p in r.get("pools") or []:
+        rss = p.get("rss_p95") or 0
+        out.append('<figure class="chart"><figcaption>pool %s: %s of %s workers busy or idle, p95 %s, '
+                   'recommended pm.max_children %s</figcaption>%s</figure>' % (
+                       esc(str(p.get("name"))), p.get("workers"), p.get("max_children"), _mib(rss),
+                       p.get("recommended") or "-", _hbars([
+                           ("workers now", (p.get("workers") or 0) * rss // 1048576),
+                           ("at pm.max_children", (p.get("max_children") or 0) * rss // 1048576),
+                           ("at the recommendation", (p.get("recommended") or 0) * rss // 1048576),
+                           ("RAM left for PHP", (p.get("available") or 0) // 1048576)], unit=" MiB", color="#1f6feb")))
+    if not r.get("pools"):
+        out.append('<p class="muted">no PHP-FPM pool</p>')
+    out.append("</div>")
+    out.append('<script type="application/json" id="host">%s</script></body></html>' % json.dumps(r).replace("</", "<\\/"))
+    return "".join(out)
+
+
+def wp502_host_pages(summary, title="wp502 fleet audit", when=""):
+    """Every host's own page, as the report's files: ``{"hosts/<file>.html": page}``."""
+    return dict((wp502_host_page_path(r["host"]), wp502_host_html(r, title, when)) for r in (summary or {}).get("rows") or [])
 
 
 def _label(value):
@@ -749,7 +868,9 @@ class FilterModule:
     def filters(self):
         return {"wp502_fleet_summary": wp502_fleet_summary, "wp502_site_verdicts": wp502_site_verdicts,
                 "wp502_report_markdown": wp502_report_markdown,
-                "wp502_report_html": wp502_report_html, "wp502_report_prometheus": wp502_report_prometheus,
+                "wp502_report_html": wp502_report_html, "wp502_host_html": wp502_host_html,
+                "wp502_host_pages": wp502_host_pages, "wp502_host_file": wp502_host_file,
+                "wp502_report_prometheus": wp502_report_prometheus,
                 "wp502_emergency_line": wp502_emergency_line,
                 "wp502_emergency_outcome": wp502_emergency_outcome, "wp502_emergency_sites": wp502_emergency_sites,
                 "wp502_emergency_results": wp502_emergency_results,

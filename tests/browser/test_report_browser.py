@@ -93,8 +93,8 @@ def test_the_report_renders_in_chromium(tmp_path):
     parsed = DOM()
     parsed.feed(dom)
     assert parsed.rows == ["web1", "web2", "web3", "web<4>"]  # escaped in the source, whole in the browser's DOM
-    assert {"verdicts", "causes", "per-hour", "memory", "summary"} <= parsed.ids
-    assert parsed.svgs == 1 + 2 + 3  # causes; 502s per hour of the two hosts that had some; one per pool
+    assert {"verdicts", "causes", "summary"} <= parsed.ids
+    assert parsed.svgs == 1  # causes; each host's charts are on its own page
     assert "heavy-analytics" in dom and "unreachable" in dom
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -304,3 +304,80 @@ def test_a_thousand_hosts_open_on_the_overview_in_chromium(tmp_path):
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", f"--screenshot={shot}",
                     page.as_uri()], capture_output=True, timeout=180, check=True)
     assert png_size_and_colours(shot)[2] > 20
+
+
+# Once loaded: where the overview is, how many host rows the DOM holds, what a search and a sort by host
+# leave, and where the first host's link points.
+FLEET = """<script>window.addEventListener('load', () => {
+  const top = id => Math.round(document.getElementById(id).getBoundingClientRect().top);
+  const bodies = () => [...document.querySelectorAll('#verdicts tbody.host')];
+  const visible = () => bodies().filter(b => b.getClientRects().length > 0).map(b => b.dataset.host);
+  const out = {overview: top('overview'), groups: top('groups'), verdicts: top('verdicts'), height: window.innerHeight,
+    bodies: bodies().length, rows: document.querySelectorAll('#verdicts tbody.host tr').length,
+    first: bodies()[0].dataset.host, link: bodies()[0].querySelector('th a').getAttribute('href')};
+  const box = document.getElementById('search');
+  box.value = 'heavy-analytics'; box.dispatchEvent(new Event('input'));
+  out.search = {hosts: visible().length, shown: document.getElementById('shown').textContent};
+  box.value = ''; box.dispatchEvent(new Event('input'));
+  const host = document.querySelector('#verdicts thead th');
+  host.click(); out.ascending = bodies().slice(0, 2).map(b => b.dataset.host);
+  host.click(); out.descending = bodies().slice(0, 2).map(b => b.dataset.host);
+  out.sorted = host.getAttribute('aria-sort');
+  document.body.setAttribute('data-measure', JSON.stringify(out));
+});</script>"""
+
+
+def write_report(directory: Path, n: int) -> tuple[Path, dict]:
+    """A fleet of n hosts (three lab hosts' evidence, repeated) written as the report role writes it:
+    report.html and each host's page under hosts/."""
+    lab = [HOSTVARS["web1"], HOSTVARS["web2"], HOSTVARS["web3"]]
+    hostvars = {f"web{i:04d}": lab[i % 3] for i in range(n)}
+    summary = rep.wp502_fleet_summary(hostvars, list(hostvars))
+    files = dict(rep.wp502_host_pages(summary, "wp502 fleet audit", "2026-12-02T00:00:00Z"),
+                 **{"report.html": rep.wp502_report_html(summary, "wp502 fleet audit", "2026-12-02T00:00:00Z")})
+    for name, text in files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
+    return directory / "report.html", files
+
+
+def test_five_thousand_hosts_open_on_the_overview_and_link_to_their_pages_in_chromium(tmp_path):
+    sizes = {}
+    for n in (1000, 5000):
+        (tmp_path / str(n)).mkdir()
+        page, files = write_report(tmp_path / str(n), n)
+        host_pages = [len(v.encode()) for k, v in files.items() if k.startswith("hosts/")]
+        sizes[n] = {"report.html": page.stat().st_size, "host pages": len(host_pages), "largest host page": max(host_pages)}
+    lines = [f"{n} hosts: report.html {v['report.html'] / 1e6:.2f} MB ({v['report.html']} bytes), {v['host pages']} host pages,"
+             f" the largest {v['largest host page']} bytes" for n, v in sizes.items()]
+    print("\n".join(lines))  # the page sizes, in the test output (pytest -rP or -s)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "report-sizes.txt").write_text("\n".join(lines) + "\n")
+    assert sizes[1000]["host pages"] == 1000 and sizes[5000]["host pages"] == 5000
+
+    page = tmp_path / "5000" / "report.html"
+    measuring = tmp_path / "5000" / "measure.html"  # beside report.html, so its links resolve the same way
+    measuring.write_text(page.read_text().replace("</body>", FLEET + "</body>"))
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", "--dump-dom",
+                          measuring.as_uri()], capture_output=True, text=True, timeout=300, check=True).stdout
+    m = measured(dom)
+    assert m["bodies"] == 5000 and m["rows"] == 5000 and m["first"] == "web0000"
+    assert m["overview"] < m["groups"] < m["verdicts"] and m["groups"] < m["height"], m
+    assert m["search"] == {"hosts": 1667, "shown": "1667 of 5000 hosts"}  # web0001, web0004, ...: slow_plugin
+    assert m["ascending"] == ["web0000", "web0001"] and m["descending"] == ["web4999", "web4998"]
+    assert m["sorted"] == "descending"
+    assert m["link"] == "hosts/web0000.html"
+
+    host_page = page.parent / m["link"]
+    host_dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", host_page.as_uri()],
+                              capture_output=True, text=True, timeout=120, check=True).stdout
+    parsed = DOM()
+    parsed.feed(host_dom)
+    assert {"verdict", "sites", "per-hour", "memory", "host"} <= parsed.ids and parsed.svgs == 2
+    assert 'data-host="web0000"' in host_dom and "why fpm_down" in host_dom and 'href="../report.html"' in host_dom
+
+    for shot, target, size in (("report-5000.png", page, "1280,1000"), ("host-page.png", host_page, "1280,900")):
+        (ARTIFACTS / shot).unlink(missing_ok=True)
+        subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={size}",
+                        f"--screenshot={ARTIFACTS / shot}", target.as_uri()], capture_output=True, timeout=300, check=True)
+        assert png_size_and_colours(ARTIFACTS / shot)[2] > 20, shot

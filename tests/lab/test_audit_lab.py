@@ -47,4 +47,4 @@ def test_fleet_audit_through_ansible_runner(nginx_target, apache_target, tmp_pat
     per_host = json.loads((run_dir / "hosts" / f"{nginx_target.name}.json").read_text())
     assert per_host["top_cause"] == "fpm_down"
     assert sorted(p.name for p in (run_dir / "hosts").iterdir()) == sorted(
-        [f"{nginx_target.name}.json", f"{apache_target.name}.json", "ghost.json"])
+        [f"{h}.{ext}" for h in (nginx_target.name, apache_target.name, "ghost") for ext in ("json", "html")])

@@ -82,9 +82,10 @@ def test_html_is_self_contained_with_charts_and_data():
     page = rep.wp502_report_html(summary(), when="2026-11-23T23:00:00Z")
     parser = _Collect()
     parser.feed(page)
-    assert parser.srcs == []  # no external assets at all
-    assert {"verdicts", "causes", "per-hour", "memory", "summary"} <= parser.ids
-    assert parser.tags.count("svg") >= 5 and parser.tags.count("tr") == 7
+    assert all(src.startswith("hosts/") and src.endswith(".html") for src in parser.srcs)  # only links to host pages
+    assert len(parser.srcs) == 6
+    assert {"verdicts", "causes", "summary"} <= parser.ids and not {"per-hour", "memory"} & parser.ids  # on host pages
+    assert parser.tags.count("svg") == 1 and parser.tags.count("tr") == 7
     data = json.loads(page.split('<script type="application/json" id="summary">')[1].split("</script>")[0])
     assert data["hosts"] == 6
 
@@ -252,7 +253,7 @@ def test_fifteen_sites_on_one_host_group_under_one_host_cell():
     parser = _Collect()
     parser.feed(page)
     assert parser.tags.count("tbody") == 2 and parser.tags.count("tr") == 1 + 15 + 1
-    assert page.count('<th scope="rowgroup" rowspan="15">agency</th>') == 1
+    assert page.count('<th scope="rowgroup" rowspan="15"><a href="hosts/agency.html">agency</a></th>') == 1
     assert page.count('data-host="agency" data-site=') == 15 and page.count('class="failing"') == 2
     assert "audited, 2 of 15 sites failing" in page and "site-causes" in parser.ids
     md = rep.wp502_report_markdown(s)
@@ -463,3 +464,68 @@ def test_the_page_opens_on_the_overview_with_the_groups_and_a_search_box():
     assert "<b>60 hosts</b> share the cause <code>slow_plugin</code>" in page and "and 48 more" in page
     head = page.split("</head>", 1)[0]
     assert "http" not in head.replace("http-equiv", "") and "<script src" not in page
+
+
+@pytest.mark.parametrize("host,name", [
+    ("web1.example.com", "web1.example.com"),
+    ("Web1", "_57eb1"),  # upper case escaped: never the same file as web1 on a case-insensitive disk
+    ("web_1", "web_5f1"),  # the escape itself escaped
+    ("a/../b", "a_2f.._2fb"),
+    ("..", "_2e."),
+    (".hidden", "_2ehidden"),
+    ("<evil>&\"'", "_3cevil_3e_26_22_27"),
+    ("hôte", "h_c3_b4te"),
+    ("", "_"),
+])
+def test_a_host_name_becomes_a_safe_file_name(host, name):
+    assert rep.wp502_host_file(host) == name
+    assert rep.wp502_host_page_path(host) == f"hosts/{name}.html"
+
+
+def test_host_file_names_never_collide_and_stay_short():
+    hosts = ["web1", "Web1", "WEB1", "web_1", "web_5f1", "web 1", "web/1", "web%1", "x" * 300, "x" * 299 + "y",
+             "x" * 500, "a" * 159 + "~" + "0" * 40, "_", "", ".", ".."]
+    names = [rep.wp502_host_file(h) for h in hosts]
+    assert len(set(names)) == len(hosts)
+    assert len(set(n.lower() for n in names)) == len(hosts)
+    assert all(len(n.encode()) <= rep._FILE_NAME_MAX and n not in (".", "..") and "/" not in n for n in names)
+
+
+def test_each_host_has_its_own_page_and_its_row_links_to_it():
+    hv = dict(HOSTVARS, **{'we"b<7>': {"wp502_evidence_result": evidence("bom", "<b>x</b>")}})
+    s = rep.wp502_fleet_summary(hv, list(hv), unreachable=["web5"], failed=["web6"])
+    pages = rep.wp502_host_pages(s, "audit", "2026-12-02T00:00:00Z")
+    assert sorted(pages) == sorted(rep.wp502_host_page_path(h) for h in hv)
+    assert "hosts/we_22b_3c7_3e.html" in pages
+    main = rep.wp502_report_html(s, "audit")
+    parser = _Collect()
+    parser.feed(main)
+    assert sorted(parser.srcs) == sorted(pages)  # every row links to its page, the href escaped in the source
+    assert 'href="hosts/we_22b_3c7_3e.html">we&quot;b&lt;7&gt;</a>' in main
+    page = pages["hosts/web1.html"]
+    parser = _Collect()
+    parser.feed(page)
+    assert {"verdict", "sites", "per-hour", "memory", "host"} <= parser.ids and parser.srcs == ["../report.html"]
+    assert parser.tags.count("svg") == 2  # 502s per hour, the pool's memory
+    assert "why slow_plugin" in page and "heavy-analytics" in page and "connect_unavailable: 12" in page
+    evil = pages["hosts/we_22b_3c7_3e.html"]
+    assert "<b>x</b>" not in evil.split('<script type="application/json"')[0] and "&lt;b&gt;x&lt;/b&gt;" in evil
+    down = pages["hosts/web5.html"]
+    assert "no site: the host was unreachable" in down and "no PHP-FPM pool" in down
+    assert "http" not in page.split("</head>", 1)[0].replace("http-equiv", "")
+
+
+def test_the_host_table_sorts_by_a_clicked_header_inline():
+    page = rep.wp502_report_html(summary())
+    assert "aria-sort" in page and page.index('id="verdicts"') < page.index("aria-sort") and "<script src" not in page
+
+
+def test_the_markdown_summary_has_the_groups():
+    hv = {f"h{i:02d}": {"wp502_evidence_result": evidence("slow_plugin", f"p{i % 30}")} for i in range(60)}
+    s = rep.wp502_fleet_summary(hv, list(hv))
+    md = rep.wp502_report_markdown(s, when="2026-12-02T00:00:00Z")
+    assert "## Groups: hosts that share something" in md
+    assert "- 60 hosts share the cause `slow_plugin`: h00, h01" in md and "and 48 more" in md
+    assert md.count(" hosts share the ") == rep.OVERVIEW_GROUPS
+    assert f"- and {len(s['groups']) - rep.OVERVIEW_GROUPS} more groups" in md
+    assert "- none: no two hosts" in rep.wp502_report_markdown(rep.wp502_fleet_summary({}, []))
