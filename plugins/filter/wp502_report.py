@@ -396,6 +396,10 @@ def _overview(summary):
     return "".join(out)
 
 
+# What the fleet page's embedded data keeps of each host row; the rest is on the host's page.
+_BRIEF_ROW_KEYS = ("host", "status", "top_cause", "confidence", "slug", "failing_sites", "culprits")
+
+
 def wp502_report_html(summary, title="wp502 fleet audit", when=""):
     esc = html.escape
     out = ["<!doctype html><html lang=en><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body>" % (
@@ -455,8 +459,11 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
             out.append("<h2>Hosts sharing a %s</h2><ul>" % kind)
             out += ["<li>%s: %s</li>" % (esc(k), esc(", ".join(v))) for k, v in sorted(shared.items())]
             out.append("</ul>")
-    # The data behind the page, for tools; "</" is escaped so no string can close the script element.
-    out.append('<script type="application/json" id="summary">%s</script></body></html>' % json.dumps(summary).replace(
+    # The data behind the page, for tools, each host in brief with where its page is (summary.json beside the
+    # page has every row whole); "</" is escaped so no string can close the script element.
+    brief = dict(summary, rows=[dict(dict((k, r.get(k)) for k in _BRIEF_ROW_KEYS), page=wp502_host_page_path(r["host"]))
+                                for r in summary["rows"]])
+    out.append('<script type="application/json" id="summary">%s</script></body></html>' % json.dumps(brief).replace(
         "</", "<\\/"))
     return "".join(out)
 

@@ -87,7 +87,9 @@ def test_html_is_self_contained_with_charts_and_data():
     assert {"verdicts", "causes", "summary"} <= parser.ids and not {"per-hour", "memory"} & parser.ids  # on host pages
     assert parser.tags.count("svg") == 1 and parser.tags.count("tr") == 7
     data = json.loads(page.split('<script type="application/json" id="summary">')[1].split("</script>")[0])
-    assert data["hosts"] == 6
+    assert data["hosts"] == 6 and data["groups"] == summary()["groups"]
+    web1 = next(r for r in data["rows"] if r["host"] == "web1")  # each host in brief, its details on its page
+    assert web1["page"] == "hosts/web1.html" and web1["top_cause"] == "slow_plugin" and "sites" not in web1
 
 
 def test_html_escapes_what_hosts_report():
