@@ -443,7 +443,7 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
                            esc(str(site.get("site") or "-")) if site else "-",
                            '<br><span class="muted">%s</span>' % esc(", ".join(names)) if names else "", cls,
                            esc(cause), "" if s.get("confidence") is None else s["confidence"],
-                           "<br>".join(esc(str(x)[:300]) for x in evidence[:3]),
+                           esc(str(evidence[0])[:160]) if evidence else "",  # every line on the host page
                            esc(", ".join("%s %s" % (k, v) for k, v in (s.get("origin") or {}).items())), esc(public),
                            esc(", ".join(s.get("rungs") or []) or (s.get("next_step") or ""))))
         out.append("</tbody>")

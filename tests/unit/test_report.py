@@ -531,3 +531,13 @@ def test_the_markdown_summary_has_the_groups():
     assert md.count(" hosts share the ") == rep.OVERVIEW_GROUPS
     assert f"- and {len(s['groups']) - rep.OVERVIEW_GROUPS} more groups" in md
     assert "- none: no two hosts" in rep.wp502_report_markdown(rep.wp502_fleet_summary({}, []))
+
+
+def test_the_fleet_page_shows_a_sites_first_evidence_line_and_its_host_page_every_line():
+    ev = evidence("bom")
+    ev["verdict"][0]["evidence"] = ["first " + "x" * 300, "second line", "third line"]
+    s = rep.wp502_fleet_summary({"a": {"wp502_evidence_result": ev}}, ["a"])
+    main, page = rep.wp502_report_html(s), rep.wp502_host_pages(s)["hosts/a.html"]
+    body = main.split('<script type="application/json"')[0]
+    assert "first " + "x" * 154 in body and "x" * 155 not in body and "second line" not in body
+    assert "<li>first " + "x" * 300 + "</li><li>second line</li><li>third line</li>" in page
