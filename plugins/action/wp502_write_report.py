@@ -15,16 +15,32 @@ plan.
           results.json: "{{ results | to_nice_json }}"
           report.html: "{{ results | wp502_emergency_html }}"
 
-Returns ``dir`` and ``written`` (the paths).
+A fleet's per-host evidence is not passed through a template: ``hosts`` names the hosts, and the
+action writes ``hosts/HOST.json`` from each one's ``wp502_evidence_result`` itself (the JSON
+``to_nice_json`` would give), one host at a time. With ``summary`` (wp502_fleet_summary's) it also
+returns ``console``: the bounded summary for the console, whatever the fleet's size
+(``console_text``).
+
+    - wp502_write_report:
+        dir: /path/to/reports/audit-20261124T020000Z
+        hosts: "{{ wp502_report_hosts }}"
+        summary: "{{ summary }}"
+        console_limit: 20
+        files:
+          report.html: "{{ summary | wp502_report_html }}"
+
+Returns ``dir``, ``written`` (the paths) and, with ``summary``, ``console`` (lines).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.plugins.filter.core import to_nice_json
 
 DOCUMENTATION = r"""
 ---
@@ -36,24 +52,114 @@ options:
     type: path
     required: true
   files:
-    description: File names (no directories) and their text.
+    description: File names (relative paths inside O(dir)) and their text.
     type: dict
-    required: true
+    default: {}
+  hosts:
+    description:
+      - Hosts whose C(wp502_evidence_result) the action writes as C(hosts/HOST.json) (C({"collected": false}) when a host
+        has none), read from the hosts' variables one at a time, not through a template.
+    type: list
+    elements: str
+    default: []
+  summary:
+    description: The fleet summary (C(wp502_fleet_summary)); when given, the result has C(console).
+    type: dict
+  console_limit:
+    description: Unhealthy hosts named in C(console); the others are counted ("and N more").
+    type: int
+    default: 20
+  title:
+    description: The report's title, on the first line of C(console).
+    type: str
+    default: wp502 fleet audit
+  generated:
+    description: When the audit ran, on the first line of C(console).
+    type: str
+    default: ""
 """
+
+# Groups named on the console (the largest; summary.json and report.html hold them all).
+CONSOLE_GROUPS = 5
+# Hosts named per group on the console.
+CONSOLE_GROUP_HOSTS = 5
+# What a host without evidence is written as.
+NO_EVIDENCE = {"collected": False}
+
+
+def _report_filters():
+    """plugins/filter/wp502_report.py, for its status labels (the words every surface uses)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "filter", "wp502_report.py")
+    spec = importlib.util.spec_from_file_location("wp502_report_filters", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _evidence(hostvars, host):
+    """A host's wp502_evidence_result as its module returned it: HostVars.raw_get skips templating the host's
+    variables (evidence is data, never a template), which is most of the cost of reading a thousand hosts."""
+    raw_get = getattr(hostvars, "raw_get", None)
+    if raw_get is not None:
+        data = raw_get(host)
+        return data.get("wp502_evidence_result") if isinstance(data, dict) else None
+    return (hostvars.get(host) or {}).get("wp502_evidence_result")
+
+
+def _more(shown, total):
+    return [" and %d more" % (total - shown)] if total > shown else []
+
+
+def console_text(summary, report, limit=20, title="wp502 fleet audit", when=""):
+    """The audit on the console in a bounded number of lines, whatever the fleet's size: the counts by status
+    and by cause, the largest groups (CONSOLE_GROUPS, CONSOLE_GROUP_HOSTS hosts each), the unhealthy hosts up to
+    ``limit`` with their cause ("and N more"), and where the report is. A list of lines."""
+    labels = getattr(_report_filters(), "_STATUS_LABEL", {})
+    statuses = summary.get("statuses") or {}
+    counts = ", ".join("%d %s" % (n, labels.get(s, s)) for s, n in sorted(statuses.items(), key=lambda x: (-x[1], x[0])))
+    lines = ["%s%s: %d hosts%s" % (title, ", " + when if when else "", summary.get("hosts", 0), ": " + counts if counts else "")]
+    causes = summary.get("causes") or {}
+    lines.append("Causes: " + (", ".join("%s %d" % (c, n) for c, n in causes.items()) or "none"))
+    groups = summary.get("groups") or []
+    if groups:
+        lines.append("Largest groups (%d in all):" % len(groups))
+        for g in groups[:CONSOLE_GROUPS]:
+            hosts = g.get("hosts") or []
+            key = g.get("key") or {}
+            lines.append("  %d hosts share the %s %s: %s%s" % (
+                len(hosts), key.get("kind"), key.get("value"), ", ".join(hosts[:CONSOLE_GROUP_HOSTS]),
+                "".join(_more(CONSOLE_GROUP_HOSTS, len(hosts)))))
+        lines += ["  and %d more groups" % (len(groups) - CONSOLE_GROUPS)] if len(groups) > CONSOLE_GROUPS else []
+    unhealthy = list(summary.get("unhealthy") or [])
+    rows = dict((r.get("host"), r) for r in summary.get("rows") or [] if r.get("host") in set(unhealthy[:limit]))
+    if unhealthy:
+        lines.append("Unhealthy hosts (%d):" % len(unhealthy))
+        for host in unhealthy[: max(0, limit)]:
+            row = rows.get(host) or {}
+            lines.append("  %s: %s%s" % (host, row.get("top_cause") or "-", " (site %s)" % row["site"] if row.get("site") else ""))
+        lines += ["  and %d more (summary.json lists them all)" % (len(unhealthy) - limit)] if len(unhealthy) > limit else []
+    else:
+        lines.append("Unhealthy hosts: none")
+    lines.append("Report: " + report)
+    return lines
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("dir", "files"))
+    _VALID_ARGS = frozenset(("dir", "files", "hosts", "summary", "console_limit", "title", "generated"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         directory = self._task.args.get("dir")
-        files = self._task.args.get("files")
-        if not directory or not isinstance(files, dict) or not files:
-            raise AnsibleActionFail("wp502_write_report needs dir and files (a dict of file name to text)")
-        bad = [name for name in files
+        files = self._task.args.get("files") or {}
+        hosts = self._task.args.get("hosts") or []
+        summary = self._task.args.get("summary")
+        if not directory or not isinstance(files, dict) or not isinstance(hosts, list) or not (files or hosts):
+            raise AnsibleActionFail("wp502_write_report needs dir and files (a dict of file name to text) or hosts")
+        if summary is not None and not isinstance(summary, dict):
+            raise AnsibleActionFail("summary must be the fleet summary (a dict), not %s" % type(summary).__name__)
+        bad = [name for name in [*files, *("hosts/%s.json" % h for h in hosts)]
                if not name or name.startswith("/") or any(part in ("", ".", "..") for part in str(name).split("/"))]
         if bad:
             raise AnsibleActionFail("file names must be relative paths inside dir, not %s" % ", ".join(map(repr, bad)))
@@ -61,16 +167,39 @@ class ActionModule(ActionBase):
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
             written = []
+            hostvars = (task_vars or {}).get("hostvars") or {}
+            for host in hosts:
+                # One host's evidence at a time: read, serialised, written, let go.
+                evidence = _evidence(hostvars, host)
+                written.append(self._write(directory, "hosts/%s.json" % host, to_nice_json(evidence or NO_EVIDENCE)))
             for name, text in files.items():
-                target = os.path.join(directory, name)
-                os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-                fd, tmp_path = tempfile.mkstemp(prefix=".wp502-", dir=os.path.dirname(target))
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write("" if text is None else str(text))
-                os.chmod(tmp_path, 0o644)
-                os.rename(tmp_path, target)
-                written.append(target)
+                written.append(self._write(directory, name, text))
         except OSError as exc:
             raise AnsibleActionFail("cannot write the report under %s: %s" % (directory, exc)) from exc
         result.update(changed=True, dir=directory, written=written)
+        if summary is not None:
+            try:
+                limit = int(self._task.args.get("console_limit", 20))
+            except (TypeError, ValueError) as exc:
+                raise AnsibleActionFail("console_limit must be a number of hosts: %s" % exc) from exc
+            result["console"] = console_text(summary, os.path.join(directory, "report.html"), limit,
+                                             str(self._task.args.get("title") or "wp502 fleet audit"),
+                                             str(self._task.args.get("generated") or ""))
         return result
+
+    @staticmethod
+    def _write(directory, name, text):
+        """One file, atomically: a temporary file beside it, then a rename."""
+        target = os.path.join(directory, name)
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(prefix=".wp502-", dir=os.path.dirname(target))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("" if text is None else str(text))
+            os.chmod(tmp_path, 0o644)
+            os.rename(tmp_path, target)
+        except OSError:
+            if os.path.exists(tmp_path):
+                os.unlink(tmp_path)
+            raise
+        return target

@@ -116,3 +116,61 @@ def test_the_emergency_summary_writes_a_row_per_site(tmp_path):
     assert (results["wp2"]["state"], results["wp2"]["ok"], "sites" in results["wp2"]) == ("healed", True, False)
     page = (run / "report.html").read_text()
     assert page.count('data-host="wp1" data-site=') == 3 and 'data-site="sitec.test" data-state="broke"' in page
+
+
+def _console():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("wp502_write_report", ROOT / "plugins" / "action" / "wp502_write_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_console_is_bounded_whatever_the_fleet_size():
+    """5000 hosts, 40 groups, 3000 unhealthy: the counts, the 5 largest groups, 20 unhealthy hosts with their cause,
+    "and N more", the report's path: as many lines as for a fleet a hundred times smaller."""
+    action = _console()
+
+    def summary(n):
+        rows = [{"host": f"web{i:05d}", "top_cause": "slow_plugin" if i % 5 < 3 else "healthy", "site": f"s{i}.test"}
+                for i in range(n)]
+        unhealthy = [r["host"] for r in rows if r["top_cause"] != "healthy"]
+        groups = [{"key": {"kind": "culprit", "value": f"plugin-{g}"}, "hosts": unhealthy[g::40]} for g in range(40)]
+        return {"hosts": n, "statuses": {"ok": n - 7, "unreachable": 7}, "causes": {"slow_plugin": len(unhealthy)},
+                "groups": groups, "unhealthy": unhealthy, "rows": rows}
+
+    big = action.console_text(summary(5000), "/r/audit-1/report.html", limit=20, when="2026-12-02T02:00:00Z")
+    small = action.console_text(summary(50), "/r/audit-2/report.html", limit=20)
+    assert len(big) == 1 + 1 + 1 + action.CONSOLE_GROUPS + 1 + 1 + 20 + 1 + 1
+    assert big[0] == "wp502 fleet audit, 2026-12-02T02:00:00Z: 5000 hosts: 4993 audited, 7 unreachable"
+    assert big[1] == "Causes: slow_plugin 3000" and big[2] == "Largest groups (40 in all):"
+    assert big[3].startswith("  75 hosts share the culprit plugin-0: web00000, web00066, ") and big[3].endswith(" and 70 more")
+    assert "  and 35 more groups" in big
+    assert "Unhealthy hosts (3000):" in big and "  web00000: slow_plugin (site s0.test)" in big
+    assert "  and 2980 more (summary.json lists them all)" in big and big[-1] == "Report: /r/audit-1/report.html"
+    assert len(small) == len(big)  # 30 unhealthy of 50: 20 named, 10 counted
+    assert small[-2] == "  and 10 more (summary.json lists them all)"
+    assert action.console_text({"hosts": 0, "statuses": {}}, "x/report.html")[-2:] == ["Unhealthy hosts: none", "Report: x/report.html"]
+
+
+def test_the_action_writes_each_host_evidence_from_its_variables(tmp_path):
+    """hosts: each host's wp502_evidence_result as hosts/HOST.json (to_nice_json's text), a host without any as
+    {"collected": false}; the console comes back in the result, limited by console_limit."""
+    book = tmp_path / "play.yml"
+    book.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "evidence", "ansible.builtin.set_fact": {"wp502_evidence_result": {"top_cause": "fpm_down", "x": [1, "é"]}},
+         "when": "inventory_hostname != 'c'"},
+        {"name": "write", "run_once": True, "register": "out", "wp502_write_report": {
+            "dir": str(tmp_path / "out"), "hosts": ["a", "b", "c"], "console_limit": 1,
+            "summary": {"hosts": 3, "statuses": {"ok": 2, "failed": 1}, "causes": {"fpm_down": 2}, "unhealthy": ["a", "b"],
+                        "rows": [{"host": "a", "top_cause": "fpm_down"}, {"host": "b", "top_cause": "fpm_down"}]}}},
+        {"name": "show", "run_once": True, "ansible.builtin.debug": {"var": "out.console"}}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "a,b,c,", "-c", "local", str(book)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    hosts = tmp_path / "out" / "hosts"
+    assert json.loads((hosts / "a.json").read_text()) == {"top_cause": "fpm_down", "x": [1, "é"]}
+    assert (hosts / "a.json").read_text().startswith('{\n    "top_cause": "fpm_down",')
+    assert json.loads((hosts / "c.json").read_text()) == {"collected": False}
+    assert "'  and 1 more (summary.json lists them all)'" in proc.stdout and "'  a: fpm_down'" in proc.stdout
