@@ -13,7 +13,7 @@ import pytest
 import wp502_probe as mod
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("wp502_ladder_filter", ROOT / "plugins" / "filter" / "wp502_ladder.py")
+_spec = importlib.util.spec_from_file_location("wp502_steps_filter", ROOT / "plugins" / "filter" / "wp502_steps.py")
 ladder_filter = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ladder_filter)
 
