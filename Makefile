@@ -79,8 +79,9 @@ molecule: venv ## Molecule: default + one scenario per failure mode, MOLECULE_JO
 clean: lab-down ## remove the lab and the virtualenv
 	rm -rf $(VENV)
 
-bench: venv ## benchmarks of wp502_log_scan against grep (writes docs/benchmarks.md; needs ~6 GB in .bench/)
+bench: venv ## benchmarks of wp502_log_scan against grep and of the fleet report at 100 vs 1000 hosts (writes docs/benchmarks.md; needs ~6 GB in .bench/)
 	$(BIN)/python bench/bench_logscan.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_report.py $(BENCH_REPORT_ARGS)
 
 bench-emergency: venv docker ## benchmark the emergency ladder: probes per culprit, heal time per fault, fpm_down vs a bare restart
 	$(BIN)/python bench/bench_emergency.py $(BENCH_EMERGENCY_ARGS)
