@@ -534,6 +534,17 @@ class _Sig:
         self.last = None
         self.samples = deque(maxlen=max(0, max_samples))
 
+    def note(self, epoch, sample):
+        """One more line of this signature: its count, the window it spans, its latest samples."""
+        self.count += 1
+        if epoch is not None:
+            if self.first is None or epoch < self.first:
+                self.first = epoch
+            if self.last is None or epoch > self.last:
+                self.last = epoch
+        if self.samples.maxlen:
+            self.samples.append(sample)
+
 
 class _Group:
     """The lines that carry the same attribution keys (file, server, upstream, pool, script)."""
@@ -551,14 +562,7 @@ class _Group:
         s = self.sigs.get(sig)
         if s is None:
             s = self.sigs[sig] = _Sig(max_samples)
-        s.count += 1
-        if epoch is not None:
-            if s.first is None or epoch < s.first:
-                s.first = epoch
-            if s.last is None or epoch > s.last:
-                s.last = epoch
-        if max_samples:
-            s.samples.append(sample)
+        s.note(epoch, sample)
 
     def as_dict(self):
         out = dict((name, self.keys[i]) for i, name in enumerate(GROUP_KEYS))
@@ -658,15 +662,7 @@ class Scanner:
     def _record(self, sig, epoch, line, details, group=None):
         sample = line[:SAMPLE_MAX]
         (group or self._group(details)).add(sig, epoch, sample, self._group_samples)
-        s = self.sigs[sig]
-        s.count += 1
-        if epoch is not None:
-            if s.first is None or epoch < s.first:
-                s.first = epoch
-            if s.last is None or epoch > s.last:
-                s.last = epoch
-        if s.samples.maxlen:
-            s.samples.append(sample)
+        self.sigs[sig].note(epoch, sample)
         if details.get("upstream"):
             self.by_upstream[details["upstream"]] += 1
         if details.get("pool"):
