@@ -83,6 +83,16 @@ def png_size_and_colours(path: Path) -> tuple[int, int, int]:
     return width, height, len(set(zlib.decompress(idat)))
 
 
+def screenshot(page: Path, name: str, profile: Path, size: str, timeout: float = 120) -> Path:
+    """Chromium's screenshot of ``page`` at ``size`` (width,height) in artifacts/browser/NAME (any old one removed)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--window-size={size}", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=timeout, check=True)
+    return shot
+
+
 def test_the_report_renders_in_chromium(tmp_path):
     summary = rep.wp502_fleet_summary(HOSTVARS, list(HOSTVARS), unreachable=["web<4>"])
     page = tmp_path / "report.html"
@@ -97,11 +107,7 @@ def test_the_report_renders_in_chromium(tmp_path):
     assert parsed.svgs == 1  # causes; each host's charts are on its own page
     assert "heavy-analytics" in dom and "unreachable" in dom
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "report.png"
-    shot.unlink(missing_ok=True)
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600", f"--screenshot={shot}",
-                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    shot = screenshot(page, "report.png", profile, "1280,1600")
     width, height, colours = png_size_and_colours(shot)
     assert (width, height) == (1280, 1600)
     assert colours > 20, "the screenshot is blank"
@@ -127,10 +133,7 @@ def test_the_emergency_report_shows_each_rung(tmp_path):
     assert parsed.rows == ["wp1", "wp2", "wp3"] and {"outcomes", "rungs", "results"} <= parsed.ids
     assert "healed by plugins (culprit: wp502-fault-segfault)" in dom and "NOT healed; next: add memory" in dom
     assert dom.count('data-rung="restart_fpm"') == 2 and "19.6 s" in dom
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "emergency.png"
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", f"--screenshot={shot}",
-                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    shot = screenshot(page, "emergency.png", tmp_path / "profile", "1280,900")
     assert png_size_and_colours(shot)[2] > 20
 
 
@@ -194,10 +197,7 @@ def test_fifteen_sites_on_a_host_read_as_one_group_in_chromium(tmp_path):
     assert m["agency"]["tallest"] < 80 and m["overflow"] is False
     assert "audited, 2 of 15 sites failing" in dom and "Ray ID 8f1c2a3b4d5e6f70-AMS" in dom
     assert dom.count('class="failing"') == 2 + 1 + 1 and "site-causes" in parsed.ids  # agency, web2, the old host's one site
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "report-sites.png"
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600", f"--screenshot={shot}",
-                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    shot = screenshot(page, "report-sites.png", tmp_path / "profile", "1280,1600")
     assert png_size_and_colours(shot)[2] > 20
 
 
@@ -228,10 +228,7 @@ def test_the_emergency_report_has_a_row_per_site_in_chromium(tmp_path):
     assert 'data-site="sitea.test" data-state="broke"' in dom and "not healed: siteb.test still answers 502 after plugins" in dom
     m = measured(dom)
     assert abs(m["wp1"]["head"] - m["wp1"]["span"]) <= 2 and m["overflow"] is False
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "emergency-sites.png"
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", f"--screenshot={shot}",
-                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    shot = screenshot(page, "emergency-sites.png", tmp_path / "profile", "1280,900")
     assert png_size_and_colours(shot)[2] > 20
 
 
@@ -299,10 +296,7 @@ def test_a_thousand_hosts_open_on_the_overview_in_chromium(tmp_path):
     # The overview opens the page and its groups are in the first screen, the host table after them.
     assert m["overview"] < m["groups"] < m["verdicts"] and m["groups"] < m["height"], m
     assert "1000 hosts</b> share the signature" in dom and "334 hosts</b> share the cause" in dom
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "report-1000.png"
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", f"--screenshot={shot}",
-                    page.as_uri()], capture_output=True, timeout=180, check=True)
+    shot = screenshot(page, "report-1000.png", tmp_path / "profile", "1280,1000", timeout=180)
     assert png_size_and_colours(shot)[2] > 20
 
 
@@ -377,7 +371,4 @@ def test_five_thousand_hosts_open_on_the_overview_and_link_to_their_pages_in_chr
     assert 'data-host="web0000"' in host_dom and "why fpm_down" in host_dom and 'href="../report.html"' in host_dom
 
     for shot, target, size in (("report-5000.png", page, "1280,1000"), ("host-page.png", host_page, "1280,900")):
-        (ARTIFACTS / shot).unlink(missing_ok=True)
-        subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={size}",
-                        f"--screenshot={ARTIFACTS / shot}", target.as_uri()], capture_output=True, timeout=300, check=True)
-        assert png_size_and_colours(ARTIFACTS / shot)[2] > 20, shot
+        assert png_size_and_colours(screenshot(target, shot, tmp_path / "profile", size, timeout=300))[2] > 20, shot
