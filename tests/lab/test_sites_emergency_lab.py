@@ -199,15 +199,46 @@ if ((string) @file_get_contents($f, false, null, 0, 3) !== "\xEF\xBB\xBF") {
 """
 
 
+def opcache_never_rechecks(t):
+    """OPcache as many production servers run it: a file is compiled once and never re-checked
+    (validate_timestamps=0), so a rung that rewrites PHP files, and its undo, is judged only if PHP-FPM
+    then runs the files as they are on disk."""
+    t.host.run("printf 'opcache.validate_timestamps=0\\n' > /etc/php/8.2/fpm/conf.d/99-wp502-test.ini && "
+               "systemctl restart php8.2-fpm")  # Type=notify: returns once FPM is ready
+    assert "validate_timestamps => Off" in t.host.check_output("php-fpm8.2 -i | grep opcache.validate_timestamps")
+
+
+def test_a_bom_is_healed_when_opcache_never_rechecks_files(nginx_sites_target, tmp_path):
+    """Stripped on disk is not enough when OPcache keeps the compiled copy: the rung reloads the site's
+    PHP-FPM, and the probe judges the stripped file."""
+    t = nginx_sites_target
+    t.break_site("bom", "siteb")
+    opcache_never_rechecks(t)
+    bom_file = "/var/www/siteb/wp-content/plugins/wp502-fault-bom/wp502-fault-bom.php"
+    assert t.host.check_output(f"head -c 3 {bom_file} | od -An -tx1").split() == ["ef", "bb", "bf"]
+    before = states(t)
+    r, result = emergency(t, tmp_path)
+    assert r.status == "successful", r.stdout.read()[-4000:]
+    sites = by_site(result)
+    assert sites["siteb.test"]["state"] == "healed" and sites["siteb.test"]["healed_by"] == "bom"
+    assert [rung["rung"] for rung in result["rungs"]] == ["bom"]
+    assert t.host.check_output(f"head -c 3 {bom_file} | od -An -tx1").split()[:1] != ["ef"]
+    after = states(t)
+    assert after["wordpress"] == before["wordpress"] and after["sitec"] == before["sitec"]
+    assert t.statuses() == {"wordpress": 200, "siteb": 200, "sitec": 200}
+
+
 def test_a_step_that_breaks_an_answering_site_is_undone_at_once(nginx_sites_target, tmp_path):
     """Site b's BOM rung would heal site b, but site 1 depends on the file it rewrites: the step is rolled
     back at once (site b's file gets its bytes back), site 1 answers again, and the run says site b is
-    not healed, never "healed"."""
+    not healed, never "healed" (not even when OPcache still holds the stripped copy: PHP-FPM is reloaded
+    after the undo)."""
     t = nginx_sites_target
     t.break_site("bom", "siteb")
     bom_file = "/var/www/siteb/wp-content/plugins/wp502-fault-bom/wp502-fault-bom.php"
     t.host.run("install -d -o www-data -g www-data /var/www/wordpress/wp-content/mu-plugins && "
                f"cat > /var/www/wordpress/wp-content/mu-plugins/wp502-depends.php <<'PHP'\n{DEPENDS_ON_SITEB}PHP")
+    opcache_never_rechecks(t)
     assert t.statuses() == {"wordpress": 200, "siteb": 200, "sitec": 200}  # b's BOM breaks its login cookie only
     before = states(t)
     bytes_before = t.host.check_output(f"sha256sum {bom_file}")
