@@ -348,8 +348,11 @@ class Journal:
         finally:
             os.close(fd)
 
-    def intend_file(self, step, path):
+    def intend_file(self, step, path, reload=None):
         """Before changing (or creating) ``path``: back it up and journal the intent. Returns the seq.
+
+        ``reload``: the systemd units that must reload once the file is back (PHP-FPM for a PHP file
+        OPcache may keep compiled), kept in the entry for rollback to name.
 
         The backup is the bytes of the file ``path`` resolves to (``os.path.realpath``), which is the
         file a change writes (through a symlink, as lineinfile does). ``meta`` records what rollback
@@ -381,8 +384,11 @@ class Journal:
                     pass  # no SELinux label on this file system (or no xattr support)
             else:
                 meta["real_existed"] = False  # a dangling symlink: only the link is put back
-        self._append({"seq": seq, "step": step, "op": "file", "path": path, "existed": existed, "backup": backup,
-                      "meta": meta, "state": "intent", "at": self.now()})
+        entry = {"seq": seq, "step": step, "op": "file", "path": path, "existed": existed, "backup": backup,
+                 "meta": meta, "state": "intent", "at": self.now()}
+        if reload:
+            entry["reload"] = list(reload)
+        self._append(entry)
         return seq
 
     def intend_rename(self, step, src, dst):

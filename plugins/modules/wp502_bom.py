@@ -56,6 +56,15 @@ options:
         exactly this call (the emergency gives each rung of a run its own, such as C(bom-4)).
     type: str
     default: bom
+  services:
+    description:
+      - The PHP-FPM units that run these files (the C(fpm_services) of the site's C(wp502_evidence) entry). Each
+        change's journal entry keeps them, so that C(wp502_run state=rolled_back) names them in its C(reload):
+        OPcache may run the stripped copy until PHP-FPM reloads, and never re-reads it with
+        C(opcache.validate_timestamps=0). This module reloads nothing itself.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -77,6 +86,13 @@ EXAMPLES = r"""
     path: "{{ wp502_evidence.sites[0].wordpress.path }}"
     content_dir: "{{ wp502_evidence.sites[0].wordpress.content_dir }}"
     files: "{{ wp502_evidence.sites[0].wordpress.bom_files }}"
+    run_id: "{{ wp502_run_id }}"
+
+- name: Strip them and have rollback reload the site's PHP-FPM (OPcache) after putting them back
+  wp502_bom:
+    path: "{{ wp502_evidence.sites[0].wordpress.path }}"
+    files: "{{ wp502_evidence.sites[0].wordpress.bom_files }}"
+    services: "{{ wp502_evidence.sites[0].fpm_services }}"
     run_id: "{{ wp502_run_id }}"
 """
 
@@ -118,6 +134,7 @@ def main():
             state_dir=dict(type="path", default="/var/lib/wp502"),
             content_dir=dict(type="path"),
             step=dict(type="str", default="bom"),
+            services=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -163,7 +180,7 @@ def main():
         module.fail_json(msg="run %s does not hold this host: take it first (wp502_run state=locked run_id=%s)"
                              % (p["run_id"], p["run_id"]))
     for rel, named, full, clean in todo:
-        seq = journal.intend_file(p["step"], named)
+        seq = journal.intend_file(p["step"], named, reload=p["services"])
         tmp = None
         try:
             tmp = write_candidate(full, clean)

@@ -165,7 +165,9 @@ touched:
   type: list
   elements: str
 reload:
-  description: The services to reload after the rollback, for the configuration files it put back.
+  description:
+    - The services to reload after the rollback, for the configuration files it put back and for the PHP files
+      whose changing module named the PHP-FPM units that run them (C(wp502_bom) O(services), for OPcache).
   returned: when state is rolled_back
   type: list
   elements: str
@@ -242,8 +244,11 @@ def _touched(entries):
             unit = "nginx" if kind == "nginx" else ("apache2" if path.startswith("/etc/apache2/") else "httpd")
         if kind and kind not in kinds:
             kinds.append(kind)
-        if unit and unit not in units:
-            units.append(unit)
+        # What the changing module said must reload once this file is back (PHP-FPM after a PHP file, as
+        # OPcache may still run the changed copy).
+        for name in [unit, *(e.get("reload") or [])]:
+            if name and name not in units:
+                units.append(name)
     return kinds, units
 
 

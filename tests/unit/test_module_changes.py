@@ -10,6 +10,7 @@ import pytest
 import wp502_bom
 import wp502_config
 import wp502_journal
+import wp502_run
 
 POOL = b"[www]\nuser = www-data\nlisten = /run/php/php8.2-fpm.sock\npm = dynamic\npm.max_children = 5\n" \
        b"pm.start_servers = 2\npm.min_spare_servers = 1\npm.max_spare_servers = 3\n;pm.max_requests = 500\n"
@@ -233,3 +234,24 @@ def test_a_symlinked_plugin_file_stays_a_symlink(tmp_path, run_module):
     assert sorted(os.listdir(shared.parent)) == ["shop.php"]
     journal.rollback()
     assert os.path.islink(plugin) and shared.read_bytes() == b"\xef\xbb\xbf<?php\necho 1;\n"
+
+
+def test_a_rollback_of_stripped_boms_names_the_php_fpm_that_runs_them(tmp_path, run_module):
+    """OPcache may keep running the stripped copy after the file is back: the journal keeps the units the
+    emergency named, and wp502_run's rollback returns them in reload (pool and vhost files name their own)."""
+    root = tmp_path / "wordpress"
+    plugin = root / "wp-content" / "plugins" / "shop" / "shop.php"
+    plugin.parent.mkdir(parents=True)
+    plugin.write_bytes(b"\xef\xbb\xbf<?php\n")
+    locked(tmp_path)
+    state = str(tmp_path / "state")
+    out = run_module(wp502_bom, path=str(root), files=["wp-content/plugins/shop/shop.php"], run_id="run1",
+                     state_dir=state, step="bom-3", services=["php8.2-fpm", "php8.4-fpm"])
+    assert out["_rc"] == 0 and plugin.read_bytes() == b"<?php\n"
+    back = run_module(wp502_run, state="rolled_back", run_id="run1", step="bom-3", state_dir=state)
+    assert back["_rc"] == 0 and back["reload"] == ["php8.2-fpm", "php8.4-fpm"]
+    assert plugin.read_bytes() == b"\xef\xbb\xbf<?php\n"
+    plain = root / "plain.php"
+    plain.write_bytes(b"\xef\xbb\xbf<?php\n")
+    run_module(wp502_bom, path=str(root), files=["plain.php"], run_id="run1", state_dir=state, step="bom-4")
+    assert run_module(wp502_run, state="rolled_back", run_id="run1", step="bom-4", state_dir=state)["reload"] == []
