@@ -57,8 +57,8 @@ options:
     default: {}
   hosts:
     description:
-      - Hosts whose C(wp502_evidence_result) the action writes as C(hosts/HOST.json) (C({"collected": false}) when a host
-        has none), read from the hosts' variables one at a time, not through a template.
+      - Hosts whose C(wp502_evidence_result) the action writes as C(hosts/HOST.json) (an object whose C(collected) is
+        false when a host has none), read from the hosts' variables one at a time, not through a template.
     type: list
     elements: str
     default: []

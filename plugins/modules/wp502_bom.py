@@ -58,10 +58,10 @@ options:
     default: bom
   services:
     description:
-      - The PHP-FPM units that run these files (the C(fpm_services) of the site's C(wp502_evidence) entry). Each
-        change's journal entry keeps them, so that C(wp502_run state=rolled_back) names them in its C(reload):
-        OPcache may run the stripped copy until PHP-FPM reloads, and never re-reads it with
-        C(opcache.validate_timestamps=0). This module reloads nothing itself.
+      - The PHP-FPM units that run these files (the C(fpm_services) of the site's C(wp502_evidence) entry).
+      - Each change's journal entry keeps them, so that C(wp502_run state=rolled_back) names them in its C(reload),
+        as OPcache may run the stripped copy until PHP-FPM reloads (and never re-reads it with
+        C(opcache.validate_timestamps=0)). This module reloads nothing itself.
     type: list
     elements: str
     default: []

@@ -167,7 +167,7 @@ touched:
 reload:
   description:
     - The services to reload after the rollback, for the configuration files it put back and for the PHP files
-      whose changing module named the PHP-FPM units that run them (C(wp502_bom) O(services), for OPcache).
+      whose changing module named the PHP-FPM units that run them (the C(services) option of C(wp502_bom), for OPcache).
   returned: when state is rolled_back
   type: list
   elements: str

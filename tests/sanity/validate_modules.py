@@ -98,7 +98,31 @@ def use_ansible_test(ansible_test: str) -> None:
         raise SystemExit(subprocess.run([str(python), str(Path(__file__).resolve()), *sys.argv[1:]], check=False).returncode)
 
 
+def docs_parse() -> list[str]:
+    """Every plugin's DOCUMENTATION, EXAMPLES and RETURN (action and filter plugins too, which
+    validate-modules does not read) must be YAML: the problems, as lines."""
+    import ast
+
+    import yaml
+
+    problems = []
+    for source in sorted((ROOT / "plugins").glob("*/*.py")):
+        for node in ast.parse(source.read_text()).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id in ("DOCUMENTATION", "EXAMPLES", "RETURN")
+                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+                try:
+                    yaml.safe_load(node.value.value)
+                except yaml.YAMLError as exc:
+                    problems.append(f"{source.relative_to(ROOT)}: {node.targets[0].id} is not YAML: {exc}")
+    return problems
+
+
 def main() -> int:
+    problems = docs_parse()
+    if problems:
+        print("\n".join(problems))
+        return 1
     if os.environ.get("WP502_ANSIBLE_TEST"):
         use_ansible_test(os.environ["WP502_ANSIBLE_TEST"])
     from ansible.release import __version__
