@@ -85,7 +85,7 @@ def _statuses(probe):
 
 def wp502_site_results(sites, start, latest, answering_start, answering_now, rungs):
     """Each site of a host after an emergency run: ``{site, before, after, answering_before,
-    answering_after, top_cause, healed_by, culprits, state}`` (+ ``cdn``, ``ray_id`` for ``cdn_only``).
+    answering_after, top_cause, signatures, healed_by, culprits, state}`` (+ ``cdn``, ``ray_id`` for ``cdn_only``).
 
     ``state``: ``healed`` (failed, answers now), ``healthy`` (answered, still does), ``not_healed``
     (failed, still fails), ``broke`` (answered, fails now), ``cdn_only`` (the origin answers, only the
@@ -96,6 +96,8 @@ def wp502_site_results(sites, start, latest, answering_start, answering_now, run
         sid = site.get("id")
         before, after = sid in (answering_start or []), sid in (answering_now or [])
         entry = {"site": sid, "names": site.get("names") or [sid], "top_cause": site.get("top_cause"),
+                 # what its logs showed (a later host's known-culprit match compares signatures)
+                 "signatures": list(site.get("signatures") or []),
                  "before": _statuses((start or {}).get(sid)), "after": _statuses((latest or {}).get(sid)),
                  "answering_before": before, "answering_after": after, "healed_by": None, "culprits": []}
         if not before and after:

@@ -47,17 +47,12 @@ from ansible.module_utils.wp502_host import (
     workers_by_pool,
 )
 from ansible.module_utils.wp502_http import probe_paths, probe_sites
-from ansible.module_utils.wp502_ladder import LADDER, plan_ladder
+from ansible.module_utils.wp502_ladder import LADDER, known_culprit_matches, plan_ladder
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_sites import build_sites, origin_endpoint, resolve_php_path, wp_multisite
-from ansible.module_utils.wp502_verdict import diagnose, norm_addr
+from ansible.module_utils.wp502_verdict import diagnose_sites, norm_addr
 from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug
 from ansible.module_utils.wp502_wpdb import mysql_argv
-
-try:  # the per-site verdict (issue #11); before it exists the host is judged as one site, as it was
-    from ansible.module_utils.wp502_verdict import diagnose_sites
-except ImportError:
-    diagnose_sites = None
 
 __metaclass__ = type
 
@@ -155,8 +150,9 @@ class Collector:
 
     def __init__(self, run, since_epoch, now=None, probe_timeout=10.0, scan_files=True, recent_days=7,
                  max_php_files=20000, os_reserve=None, db=True, probe=True, sites=None, extra_logs=None,
-                 cookie_paths=("/wp-login.php",)):
+                 cookie_paths=("/wp-login.php",), known_culprits=None):
         self.run = run
+        self.known_culprits = list(known_culprits or [])
         self.since = since_epoch
         self.now = time.time() if now is None else now
         self.probe_timeout = probe_timeout
@@ -673,17 +669,16 @@ class Collector:
                 "disks": disks, "oom": self.oom(), "database": self.database_service()}
         evidence = {"fpm": fpm, "frontend": front, "sites": sites, "probe": probe, "wordpress": wordpress, "db": db,
                     "http": worst_http(sites), "logs": logs, "host": host, "peak_hours": self.access_peaks(sites, front)}
-        # ---- the verdict: per site (wp502_verdict.diagnose_sites fills each site's verdict, top_cause and failing
-        # and returns the host's), or, before that exists, the host judged as one site as before.
-        if diagnose_sites is not None:
-            verdict = diagnose_sites(evidence)
-        else:
-            for site in sites:
-                site["failing"] = site_failing(site.get("http"))
-            verdict = diagnose(evidence)
+        # ---- the verdict, per site (wp502_verdict.diagnose_sites fills each site's verdict, top_cause and failing
+        # and returns the host's: its worst site's)
+        verdict = diagnose_sites(evidence)
         # The emergency's plan (wp502_ladder.plan_ladder): the failing sites' top causes' rungs, and with every rung
         # of the ladder after those (plan_every: wp502_emergency_ignore_verdict). Each site also carries its own,
         # for a site that answered here but fails when the ladder asks it again before changing anything.
+        # Plugins proved guilty on other hosts (the emergency's wp502_known_culprits) that a site's evidence points
+        # to: the plugins rung takes them out first, and first of all when the evidence is more than "active".
+        for site in sites:
+            site["known_culprits"] = known_culprit_matches(site, self.known_culprits) if self.known_culprits else []
         evidence["plan"] = plan_ladder(sites)
         evidence["plan_every"] = plan_ladder(sites, every=True)
         for site in sites:

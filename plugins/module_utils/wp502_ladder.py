@@ -4,6 +4,7 @@
 """Decisions of the emergency ladder, as pure functions (standard library only).
 
 :func:`plan_ladder` orders the rungs for the failing sites of a host, from each one's top cause;
+:func:`known_culprit_matches` tells which plugins proved guilty elsewhere a site's evidence points to;
 :func:`judge` tells, from every site's answer before and after, whether the host healed and which site broke.
 
 :func:`find_culprits` finds the plugins to leave out by bisection, given a ``probe(active) -> bool``
@@ -85,10 +86,55 @@ def find_culprits(plugins, probe, max_probes=None):
 def _top(site):
     verdict = site.get("verdict") or []
     if verdict:
-        return verdict[0].get("cause"), list(verdict[0].get("rungs") if "rungs" in verdict[0]
-                                              else RUNGS.get(verdict[0].get("cause"), []))
-    cause = site.get("top_cause")
-    return cause, list(RUNGS.get(cause, []))
+        cause, rungs = verdict[0].get("cause"), list(verdict[0].get("rungs") if "rungs" in verdict[0]
+                                                     else RUNGS.get(verdict[0].get("cause"), []))
+    else:
+        cause = site.get("top_cause")
+        rungs = list(RUNGS.get(cause, []))
+    # A plugin proved guilty on another host that this site's own evidence points to (not only active here):
+    # the plugins rung, when the cause allows it, comes first (one probe heals the site, or it is put back).
+    if "plugins" in rungs and any(m.get("strong") for m in site.get("known_culprits") or []):
+        rungs = ["plugins"] + [r for r in rungs if r != "plugins"]
+    return cause, rungs
+
+
+def known_culprit_matches(site, known):
+    """The plugins proved guilty on other hosts (``known``: records of the wp502_known_culprits lookup,
+    ``{plugin, host, site, run_id, at, cause, signatures}``) that are active on ``site``, each with why its
+    evidence points to it: ``[{plugin, reasons, strong, from: [{host, site, run_id, at}]}]``, strong ones first.
+
+    Active is required (nothing else can be taken out). ``strong``: more than active, i.e. the site's logs name
+    the plugin (its ``suspects``: slowlog, error-log paths) or show a 502-class signature the culprit's site
+    showed (``signatures``). A site whose database cannot be read has no active plugin: nothing matches.
+    """
+    wp = site.get("wordpress") or {}
+    active = set(p.get("slug") for p in wp.get("plugins") or [] if p.get("active") is True and p.get("slug"))
+    suspects = dict((s.get("slug"), s) for s in site.get("suspects") or [] if s.get("type") == "plugin")
+    signatures = set(site.get("signatures") or [])
+    matches, order = {}, []
+    for record in known or []:
+        plugin = (record or {}).get("plugin")
+        if not plugin or plugin not in active:
+            continue
+        m = matches.get(plugin)
+        if m is None:
+            m = matches[plugin] = {"plugin": plugin, "shared": set(), "from": []}
+            order.append(plugin)
+        m["shared"] |= signatures & set(record.get("signatures") or [])
+        if len(m["from"]) < 5:
+            m["from"].append(dict((k, record.get(k)) for k in ("host", "site", "run_id", "at")))
+    out = []
+    for plugin in order:
+        m = matches[plugin]
+        reasons = ["active here"]
+        named = suspects.get(plugin)
+        if named:
+            sources = sorted((named.get("sources") or {}).keys())
+            reasons.append("named by this site's %s" % (" and ".join(sources) if sources else "logs"))
+        if m["shared"]:
+            reasons.append("the same signature here (%s)" % ", ".join(sorted(m["shared"])))
+        out.append({"plugin": plugin, "reasons": reasons, "strong": len(reasons) > 1, "from": m["from"]})
+    return sorted(out, key=lambda m: (not m["strong"], -len(m["reasons"])))
 
 
 def plan_ladder(sites, enabled=None, every=False):
@@ -102,7 +148,8 @@ def plan_ladder(sites, enabled=None, every=False):
     top cause's rungs, each failing site also gets every other rung of LADDER, in ladder order (the emergency's
     wp502_emergency_ignore_verdict).
 
-    Order: each site's rungs keep their cause's order (RUNGS); across sites, earlier steps come first (all
+    Order: each site's rungs keep their cause's order (RUNGS), except that a site with a strong known culprit
+    (``known_culprits``, :func:`known_culprit_matches`) takes its plugins rung first; across sites, earlier steps come first (all
     first steps, then all second steps...), host rungs before site rungs at the same step, then sites in the
     order given; a shared host rung takes the place of its earliest use. Deterministic for the same input.
     """

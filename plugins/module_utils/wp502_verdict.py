@@ -566,7 +566,8 @@ def diagnose_sites(evidence):
     with ``"site": id``): a failing site before an answering one, then one with a cause before a healthy one,
     then the higher top confidence; the first in discovered order on a tie.
 
-    Sets ``verdict``, ``top_cause`` and ``failing`` on each site and nothing else; the caller keeps the return
+    Sets ``verdict``, ``top_cause``, ``failing``, ``signatures`` and ``suspects`` (its logs') on each site and
+    nothing else; the caller keeps the return
     value as ``evidence["verdict"]`` and ``[0]["cause"]`` as ``evidence["top_cause"]``. Without sites, this is
     :func:`diagnose` of the whole evidence (no ``site`` key)."""
     evidence = evidence or {}
@@ -574,7 +575,14 @@ def diagnose_sites(evidence):
     if not sites:
         return diagnose(evidence)
     for site in sites:
-        verdict = diagnose(site_view(evidence, site, sites))
+        view = site_view(evidence, site, sites)
+        verdict = diagnose(view)
+        # What the site's own logs show, kept on the site (reports, and the known-culprit match of a later host):
+        # the 502-class signatures it counted and the plugins and themes its logs name most.
+        logs = view.get("logs") or {}
+        site["signatures"] = sorted(n for n, sig in (logs.get("signatures") or {}).items() if (sig or {}).get("count"))
+        site["suspects"] = [dict((k, e.get(k)) for k in ("type", "slug", "count", "sources"))
+                            for e in (logs.get("suspects") or [])[:5]]
         site["verdict"] = verdict
         site["top_cause"] = verdict[0]["cause"]
         site["failing"] = site_failing(site)

@@ -118,6 +118,38 @@ options:
     description: Lower the module's CPU and I/O priority, since the host is usually already in trouble.
     type: bool
     default: true
+  known_culprits:
+    description:
+      - Plugins an emergency proved guilty on other hosts (the records of the C(wp502_known_culprits) lookup). Those
+        active on a site are listed in its RV(sites[].known_culprits) with the reasons its evidence points to them.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      plugin:
+        description: The plugin (its directory under wp-content/plugins, or its file for a single-file plugin).
+        type: str
+        required: true
+      host:
+        description: Where taking it out healed a site.
+        type: str
+      site:
+        description: That site.
+        type: str
+      run_id:
+        description: The run that proved it.
+        type: str
+      at:
+        description: When.
+        type: str
+      cause:
+        description: The site's top cause there.
+        type: str
+      signatures:
+        description: The 502-class log signatures of that site there.
+        type: list
+        elements: str
+        default: []
 attributes:
   check_mode:
     support: full
@@ -254,15 +286,34 @@ sites:
           URL, C(public), C(cdn) and C(ray_id)."
       type: dict
     verdict:
-      description: Its own ranked causes, when the per-site verdict is available.
+      description: Its own ranked causes.
       type: list
       elements: dict
     top_cause:
-      description: Its most likely cause, when the per-site verdict is available.
+      description: Its most likely cause.
       type: str
     failing:
       description: Whether its origin is not healthy or its public URL does not answer.
       type: bool
+    signatures:
+      description: The 502-class log signatures counted for this site in the window (its share of RV(logs)).
+      type: list
+      elements: str
+    suspects:
+      description: The plugins and themes its logs name most (C(type), C(slug), C(count), C(sources)), at most 5.
+      type: list
+      elements: dict
+    known_culprits:
+      description:
+        - The plugins of O(known_culprits) active on this site, each with C(reasons) its evidence points to it
+          (C(active here), named by this site's slowlog or error log, the same signature), C(strong) (more than
+          active) and C(from) (where it was proved). A strong one puts the plugins rung first in its C(plan).
+      type: list
+      elements: dict
+    plan:
+      description: The ladder for this site alone, as RV(plan) gives it for the host.
+      type: list
+      elements: dict
   sample:
     - id: siteb.test
       names: [siteb.test, www.siteb.test]
@@ -399,6 +450,15 @@ def main():
             extra_logs=dict(type="list", elements="path", default=[]),
             os_reserve_mb=dict(type="int"),
             low_priority=dict(type="bool", default=True),
+            known_culprits=dict(type="list", elements="dict", default=[], options=dict(
+                plugin=dict(type="str", required=True),
+                host=dict(type="str"),
+                site=dict(type="str"),
+                run_id=dict(type="str"),
+                at=dict(type="str"),
+                cause=dict(type="str"),
+                signatures=dict(type="list", elements="str", default=[]),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -421,7 +481,7 @@ def main():
                           recent_days=p["recent_days"], max_php_files=p["max_php_files"],
                           os_reserve=p["os_reserve_mb"] * 1024 * 1024 if p["os_reserve_mb"] else None,
                           db=p["database"], probe=p["probe"], sites=p["sites"], extra_logs=p["extra_logs"],
-                          cookie_paths=p["probe_cookie_paths"])
+                          cookie_paths=p["probe_cookie_paths"], known_culprits=p["known_culprits"])
     evidence = collector.collect()
     module.exit_json(changed=False, **evidence)
 

@@ -77,8 +77,8 @@ def build_collection(tmp: Path) -> Path:
     ignores.mkdir(parents=True)
     version = ".".join(__import__("ansible.release", fromlist=["x"]).__version__.split(".")[:2])
     (ignores / f"ignore-{version}.txt").write_text("".join(
-        f"plugins/modules/{m.name} validate-modules:missing-gplv3-license # MIT, not GPL\n"
-        for m in sorted((coll / "plugins" / "modules").glob("*.py"))))
+        f"plugins/{m.parent.name}/{m.name} validate-modules:missing-gplv3-license # MIT, not GPL\n"
+        for kind in ("modules", "lookup") for m in sorted((coll / "plugins" / kind).glob("*.py"))))
     (coll / "meta").mkdir()
     (coll / "meta" / "runtime.yml").write_text("---\nrequires_ansible: '>=2.19.0'\n")
     git = ["git", "-c", "user.email=ci@wp502.invalid", "-c", "user.name=wp502 ci"]
@@ -144,6 +144,14 @@ def main() -> int:
                 print(f"ansible-doc {name} failed:\n{doc.stdout[-2000:]}\n{doc.stderr[-2000:]}")
                 return 1
             print(f"ansible-doc {name}: rendered ({len(doc.stdout.splitlines())} lines)")
+        for plugin in sorted((coll / "plugins" / "lookup").glob("*.py")):
+            name = f"wp502.wp502.{plugin.stem}"
+            doc = subprocess.run([str(BIN / "ansible-doc"), "-t", "lookup", name], env=env, capture_output=True, text=True,
+                                 check=False)
+            if doc.returncode != 0 or "OPTIONS" not in doc.stdout or doc.stderr.strip():
+                print(f"ansible-doc -t lookup {name} failed:\n{doc.stdout[-2000:]}\n{doc.stderr[-2000:]}")
+                return 1
+            print(f"ansible-doc -t lookup {name}: rendered ({len(doc.stdout.splitlines())} lines)")
     return 0
 
 

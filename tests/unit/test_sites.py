@@ -458,8 +458,7 @@ http {
     assert plain["vhosts"][0]["redirect"] is False and (plain["port"], plain["scheme"]) == (80, "http")
 
 
-@pytest.mark.parametrize("per_site_verdict", [True, False])
-def test_collect_gives_the_site_map_probes_and_compatibility_keys(tmp_path, monkeypatch, server, per_site_verdict):
+def test_collect_gives_the_site_map_probes_and_compatibility_keys(tmp_path, monkeypatch, server):
     ok, broken = wp_tree(tmp_path / "ok"), wp_tree(tmp_path / "broken")
     (tmp_path / "html").mkdir()
     servers = [{"kind": "nginx", "names": ["_"], "root": str(tmp_path / "html"), "listen": [f"{server} default_server"],
@@ -474,8 +473,6 @@ def test_collect_gives_the_site_map_probes_and_compatibility_keys(tmp_path, monk
     c.probe_enabled = True
     monkeypatch.setattr(c, "fpm", lambda *a: {"versions": [], "services": [], "pools": pools, "logs": [], "masters": []})
     monkeypatch.setattr(c, "frontend", lambda: {"kind": "nginx", "servers": servers, "errors": [], "upstreams": []})
-    if not per_site_verdict:
-        monkeypatch.setattr(ev, "diagnose_sites", None)
     evidence = c.collect()
     assert [s["id"] for s in evidence["sites"]] == ["ok.test", "broken.test"]
     assert evidence["frontend"]["not_wordpress"] == [{"id": str(tmp_path / "html"), "docroot": str(tmp_path / "html"),
