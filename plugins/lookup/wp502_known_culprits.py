@@ -80,7 +80,6 @@ import json
 import os
 import time
 
-from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
 
@@ -145,21 +144,30 @@ def recent_results(dirs, minutes, limit, now=None):
     return out, problems
 
 
+def known_culprits(dirs, results, minutes, limit, warn=None):
+    """What the lookup returns: this run's records first, then those of the recent results files, each
+    (plugin, host, site) once; ``warn(text)`` hears of each results file that could not be read."""
+    records = culprit_records(results)
+    batches, problems = recent_results(dirs, minutes, limit)
+    for problem in problems:
+        if warn:
+            warn("wp502_known_culprits: skipped %s" % problem)
+    seen = set((r["plugin"], r["host"], r["site"]) for r in records)
+    for batch in batches:
+        for r in culprit_records(batch):
+            key = (r["plugin"], r["host"], r["site"])
+            if key not in seen:
+                seen.add(key)
+                records.append(r)
+    return records
+
+
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         minutes, limit = self.get_option("minutes"), self.get_option("limit")
         if minutes < 0 or limit < 0:
+            from ansible.errors import AnsibleLookupError  # noqa: PLC0415 - controller only (see tests/unit/test_known_culprits.py)
+
             raise AnsibleLookupError("wp502_known_culprits: minutes and limit must be 0 or more")
-        records = culprit_records(self.get_option("results"))
-        batches, problems = recent_results(terms, minutes, limit)
-        for problem in problems:
-            self._display.warning("wp502_known_culprits: skipped %s" % problem)
-        seen = set((r["plugin"], r["host"], r["site"]) for r in records)
-        for results in batches:
-            for r in culprit_records(results):
-                key = (r["plugin"], r["host"], r["site"])
-                if key not in seen:
-                    seen.add(key)
-                    records.append(r)
-        return [records]
+        return [known_culprits(terms, self.get_option("results"), minutes, limit, warn=self._display.warning)]

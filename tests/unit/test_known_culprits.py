@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,27 @@ import wp502_ladder as lad
 import wp502_verdict as v
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("wp502_lookup_known", ROOT / "plugins" / "lookup" / "wp502_known_culprits.py")
-lookup = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(lookup)
+
+
+def _load_lookup():
+    """The lookup's pure functions, without importing Ansible's controller plugins or errors into this process:
+    after those imports, in-process module tests (run_module) no longer see the modules' warnings in their
+    results. LookupBase is a stand-in only while the file loads."""
+    saved = sys.modules.get("ansible.plugins.lookup")
+    sys.modules["ansible.plugins.lookup"] = types.SimpleNamespace(LookupBase=object)
+    try:
+        spec = importlib.util.spec_from_file_location("wp502_lookup_known", ROOT / "plugins" / "lookup" / "wp502_known_culprits.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["ansible.plugins.lookup"]
+        else:
+            sys.modules["ansible.plugins.lookup"] = saved
+    return module
+
+
+lookup = _load_lookup()
 
 RECORD = {"plugin": "wp502-fault-segfault", "host": "web1", "site": "shop.test", "run_id": "20261202T030000-web1-0a",
           "at": "2026-12-02T03:01:00+00:00", "cause": "crashing_worker", "signatures": ["child_signal", "premature_close"]}
@@ -121,15 +141,15 @@ def test_recent_results_newest_first_within_the_window_and_broken_files_named(tm
     assert [list(b) for b in lookup.recent_results([str(tmp_path)], minutes=120, limit=2, now=now)[0]] == [["web2"]]
 
 
-def test_the_lookup_puts_this_runs_records_first_and_each_once(tmp_path, monkeypatch):
+def test_the_lookup_puts_this_runs_records_first_and_each_once(tmp_path):
     d = tmp_path / "emergency-1"
     d.mkdir()
     (d / "results.json").write_text(json.dumps({"web1": result(), "web9": result(culprit="other")}))
-    from ansible.plugins.loader import lookup_loader
-
-    lookup_loader.add_directory(str(ROOT / "plugins" / "lookup"))
-    plugin = lookup_loader.get("wp502_known_culprits")
-    (records,) = plugin.run([str(tmp_path)], variables={}, minutes=60, results={"web5": result(culprit="newer")})
+    (tmp_path / "emergency-2").mkdir()
+    (tmp_path / "emergency-2" / "results.json").write_text("not json")
+    warnings = []
+    records = lookup.known_culprits([str(tmp_path)], {"web5": result(culprit="newer")}, 60, 20, warn=warnings.append)
     assert [(r["plugin"], r["host"]) for r in records] == [("newer", "web5"), ("wp502-fault-segfault", "web1"), ("other", "web9")]
-    (again,) = plugin.run([str(tmp_path)], variables={}, minutes=60, results={"web1": result()})
+    assert len(warnings) == 1 and "emergency-2/results.json" in warnings[0]
+    again = lookup.known_culprits([str(tmp_path)], {"web1": result()}, 60, 20)
     assert [(r["plugin"], r["host"]) for r in again] == [("wp502-fault-segfault", "web1"), ("other", "web9")]
