@@ -23,7 +23,8 @@ def test_audit_then_emergency_from_the_command_line(nginx_target, tmp_path):
     assert any(line.startswith("[") and nginx_target.name in line and "ok" in line for line in audit.stdout.splitlines())
     assert f"{nginx_target.name:<14} {'/var/www/wordpress':<24} {'fpm_down':<18} 502s: run the emergency" in audit.stdout
 
-    heal = wp502(nginx_target, "emergency", "-l", nginx_target.name, "-e", "wp502_emergency_hosts=wp502_lab")
+    heal = wp502(nginx_target, "emergency", "-l", nginx_target.name, "-e", "wp502_emergency_hosts=wp502_lab",
+                 "-e", f"wp502_report_dir={tmp_path}")
     assert heal.returncode == 0, heal.stdout[-3000:] + heal.stderr[-2000:]
     progress = [line for line in heal.stdout.splitlines() if line.startswith("[")]
     assert any("Restart PHP-FPM" in line and "changed" in line for line in progress)  # streamed as it went

@@ -30,7 +30,10 @@ def emergency(target, tmp_path, cmdline=None, **extravars):
     hosts = json.loads(target.inventory.read_text())["all"]["children"]["wp502_lab"]["hosts"]
     (private / "inventory" / "hosts.json").write_text(json.dumps({"all": {"children": {"wordpress": {"hosts": hosts}}}}))
     (private / "inventory" / "group_vars").symlink_to(ROOT / "inventories" / "lab" / "group_vars")
-    (private / "env" / "extravars").write_text(json.dumps({"wp502_emergency_probe_retries": 2, **extravars}))
+    # The test's own report directory: results.json of other tests' runs (other containers under the same lab
+    # host names) never become this run's known culprits.
+    (private / "env" / "extravars").write_text(json.dumps({"wp502_emergency_probe_retries": 2,
+                                                           "wp502_report_dir": str(tmp_path / "reports"), **extravars}))
     if cmdline:
         (private / "env" / "cmdline").write_text(cmdline)
     r = ansible_runner.run(private_data_dir=str(private), playbook="playbooks/emergency-502.yml", quiet=True, timeout=600)
