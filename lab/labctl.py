@@ -231,7 +231,7 @@ def start_target(target: dict, prefix: str, pubkey: str) -> None:
                "--label", f"org.wp502.lab.http_port={target['http_port']}",
                "-p", f"{LOOPBACK}:{target['http_port']}:80",
                "-p", f"{LOOPBACK}:{target['ssh_port']}:22",
-               *SYSTEMD_RUN_OPTS, image, "/lib/systemd/systemd")
+               *SYSTEMD_RUN_OPTS, *target.get("run_opts", []), image, "/lib/systemd/systemd")
     proc = subprocess.run(
         ["docker", "exec", "-i", name, "sh", "-c",
          "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys"],

@@ -24,7 +24,6 @@ from ansible.module_utils.wp502_fpm import (
     listen_address,
     parse_fpm_config,
     pool_settings,
-    recommend_pool,
     timeout_chain,
     validate_pm,
 )
@@ -50,6 +49,7 @@ from ansible.module_utils.wp502_http import probe_paths, probe_sites
 from ansible.module_utils.wp502_ladder import LADDER, known_culprit_matches, plan_ladder
 from ansible.module_utils.wp502_logscan import Scanner, iso, wp_slugs
 from ansible.module_utils.wp502_sites import build_sites, origin_endpoint, resolve_php_path, wp_multisite
+from ansible.module_utils.wp502_sizing import WORKERS_PER_CPU, cgroup_limits, in_cgroup, php_bytes, size_pool, worker_size
 from ansible.module_utils.wp502_verdict import diagnose_sites, norm_addr
 from ansible.module_utils.wp502_wordpress import parse_wp_config, php_file_head_issue, php_unserialize_strings, plugin_slug
 from ansible.module_utils.wp502_wpdb import mysql_argv
@@ -150,8 +150,9 @@ class Collector:
 
     def __init__(self, run, since_epoch, now=None, probe_timeout=10.0, scan_files=True, recent_days=7,
                  max_php_files=20000, os_reserve=None, db=True, probe=True, sites=None, extra_logs=None,
-                 cookie_paths=("/wp-login.php",), known_culprits=None):
+                 cookie_paths=("/wp-login.php",), known_culprits=None, workers_per_cpu=WORKERS_PER_CPU):
         self.run = run
+        self.workers_per_cpu = workers_per_cpu
         self.known_culprits = list(known_culprits or [])
         self.since = since_epoch
         self.now = time.time() if now is None else now
@@ -233,10 +234,13 @@ class Collector:
             binary = self._which(*(["php-fpm%s" % version] if version else []) + ["php-fpm"])
             versions.append({"version": version, "config": conf_path, "service": service, "binary": binary})
             ini = os.path.join(os.path.dirname(conf_path), "php.ini")
-            max_exec = None
+            max_exec, memory_limit = None, None
             if os.path.isfile(ini):
-                m_exec = re.search(r"^\s*max_execution_time\s*=\s*(\d+)", _safe_read(ini), re.M)
+                ini_text = _safe_read(ini)
+                m_exec = re.search(r"^\s*max_execution_time\s*=\s*(\d+)", ini_text, re.M)
                 max_exec = int(m_exec.group(1)) if m_exec else None
+                m_mem = re.search(r"^\s*memory_limit\s*=\s*(\S+)", ini_text, re.M)
+                memory_limit = m_mem.group(1) if m_mem else None
             log = conf["global"].get("error_log")
             if log and not log.startswith("syslog"):
                 global_logs.append(log if log.startswith("/") else os.path.join("/var", log))
@@ -251,6 +255,8 @@ class Collector:
                 override = settings["php_admin"].get("php_admin_value[max_execution_time]") or \
                     settings["php_admin"].get("php_value[max_execution_time]")
                 settings["max_execution_time"] = int(override) if override and str(override).isdigit() else max_exec
+                settings["memory_limit"] = php_bytes(settings["php_admin"].get("php_admin_value[memory_limit]")
+                                                     or settings["php_admin"].get("php_value[memory_limit]") or memory_limit)
                 # the pool's own PHP error log (ISPConfig, Plesk and per-site pools set one), read with the others
                 settings["error_log"] = settings["php_admin"].get("php_admin_value[error_log]") or \
                     settings["php_admin"].get("php_value[error_log]")
@@ -259,19 +265,10 @@ class Collector:
                 pools.append(settings)
         services = self.unit_states(sorted(set(v["service"] for v in versions)))
         live = workers_by_pool(processes)
-        total_rss = sum(p.get("rss_total") or 0 for p in live.values())
         for pool in pools:
             w = live.get(pool["name"], {})
             pool.update({"workers": w.get("workers", 0), "rss_avg": w.get("rss_avg"), "rss_p95": w.get("rss_p95"),
                          "rss_max": w.get("rss_max")})
-            if pool.get("rss_p95") and mem.get("MemTotal"):
-                others = total_rss - (w.get("rss_total") or 0)
-                try:
-                    pool["recommendation"] = recommend_pool(mem["MemTotal"], pool["rss_p95"], mysql_rss=mysql_rss,
-                                                            os_reserve=self.os_reserve, other_pools_bytes=others,
-                                                            pm=pool.get("pm") if pool.get("pm") in ("static", "dynamic") else "dynamic")
-                except ValueError as exc:
-                    self._error("fpm recommendation", exc)
         return {"versions": versions, "services": [dict(name=k, **v) for k, v in sorted(services.items())],
                 "pools": pools, "logs": global_logs,
                 "masters": [p["detail"] for p in processes if p["kind"] == "fpm_master"]}
@@ -505,6 +502,7 @@ class Collector:
             "SELECT '##long', ID, USER, COMMAND, TIME, REPLACE(REPLACE(LEFT(COALESCE(INFO, ''), 300), '\\t', ' '), '\\n', ' ') "
             "FROM information_schema.PROCESSLIST WHERE COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump') AND TIME >= 5",
             "SELECT '##slowlog', @@slow_query_log, @@slow_query_log_file, @@long_query_time",
+            "SELECT '##maxconn', @@max_connections",
             "SELECT '##theme', option_name, option_value FROM %soptions WHERE option_name IN ('template', 'stylesheet')" % p,
         ] + ([  # network-active plugins load on every site of a network (the table exists on a multisite only)
             "SELECT '##sitewide', meta_value FROM %ssitemeta WHERE meta_key = 'active_sitewide_plugins' AND site_id = 1" % p,
@@ -533,6 +531,8 @@ class Collector:
                 res["active_sitewide_plugins"] = php_unserialize_strings(cols[1].replace("\\\\", "\\"))["values"]
             elif tag == "##theme" and len(cols) > 2:
                 res.setdefault("themes", {})[cols[1]] = cols[2]
+            elif tag == "##maxconn" and len(cols) > 1 and cols[1].isdigit():
+                res["max_connections"] = int(cols[1])
             elif tag == "##slowlog" and len(cols) > 3:
                 res["slow_log"] = {"enabled": cols[1] == "1", "file": cols[2], "long_query_time": cols[3]}
         slow = res.get("slow_log") or {}
@@ -647,6 +647,7 @@ class Collector:
                 if key not in dbs:
                     dbs[key] = self.database(cfg, password, wp["table_prefix"], multisite=wp.get("multisite"))
                 wp["db"] = dbs[key]
+                wp["db_server"] = key[0]  # its pools share that server's max_connections
                 readable = bool(wp["db"].get("reachable"))
                 active = set(wp["db"].get("active_plugins") or []) | set(wp["db"].get("active_sitewide_plugins") or [])
                 for plugin in wp["plugins"]:
@@ -658,6 +659,7 @@ class Collector:
             site["wordpress"] = wp
         wordpress = [s["wordpress"] for s in sites if s.get("wordpress")]
         db = next((w["db"] for w in wordpress if w.get("db")), {})
+        self.size_pools(fpm, mem, processes, sites)
         logs = self.logs(front, fpm)
         disks = []
         for path in set([os.path.dirname(p) for p in logs.get("paths", []) if p.startswith("/")] + ["/var/lib/mysql", "/tmp", "/"]):
@@ -689,6 +691,75 @@ class Collector:
                          "collected_at": iso(self.now), "collect_seconds": round(time.time() - started, 3)})
         return evidence
 
+    def size_pools(self, fpm, mem, processes, sites):
+        """Each pool's recommendation (wp502_sizing.size_pool: the memory its cgroup or the host allows, its CPU
+        quota or cores, its database's max_connections; the smallest bound wins and is named) and the bounded
+        step the pool-limits rung would take towards it (wp502_fpm.emergency_raise)."""
+        cgroups = {}
+
+        def cgroup_of(pid):
+            if pid not in cgroups:
+                cgroups[pid] = _safe_read("/proc/%d/cgroup" % pid)
+            return cgroups[pid]
+
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count()
+        workers = {}
+        for p in processes:
+            if p["kind"] == "fpm_worker":
+                workers.setdefault(p["detail"], {})[p["pid"]] = p["rss"]
+        masters = [p["pid"] for p in processes if p["kind"] == "fpm_master"]
+        mysqld = [p for p in processes if p["kind"] == "mysqld"]
+        # The database server behind each pool (its sites'), and the pools that share each server.
+        pool_db, server_pools = {}, {}
+        for site in sites:
+            wp = site.get("wordpress") or {}
+            maxconn = (wp.get("db") or {}).get("max_connections")
+            if not maxconn:
+                continue
+            for name in site.get("pools") or []:
+                pool_db.setdefault(name, (wp.get("db_server"), maxconn))
+                server_pools.setdefault(wp.get("db_server"), set()).add(name)
+        for pool in fpm.get("pools", []):
+            name = pool["name"]
+            mine = workers.get(name, {})
+            pid = next(iter(mine), None) or (masters[0] if masters else None)
+            limits = cgroup_limits(cgroup_of(pid)) if pid else {"memory_max": None, "cpus": None}
+            ram = mem.get("MemTotal")
+            if limits.get("memory_max") and (not ram or limits["memory_max"] < ram):
+                memory, memory_how = limits["memory_max"], "cgroup limit (%s)" % limits["memory_cgroup"]
+                mysql = sum(m["rss"] or 0 for m in mysqld if in_cgroup(cgroup_of(m["pid"]), limits["memory_cgroup"]))
+                others = sum(r or 0 for other, rss in workers.items() if other != name for w, r in rss.items()
+                             if in_cgroup(cgroup_of(w), limits["memory_cgroup"]))
+            else:
+                memory, memory_how = ram, "RAM"
+                mysql = sum(m["rss"] or 0 for m in mysqld)
+                others = sum(r or 0 for other, rss in workers.items() if other != name for r in rss.values())
+            if limits.get("cpus"):
+                cpus, cpu_how = limits["cpus"], "cores (cpu quota of %s)" % limits["cpu_cgroup"]
+            else:
+                cpus, cpu_how = cores, "cores"
+            processes_status = (pool.get("status") or {}).get("processes")
+            served = [p.get("pid") for p in processes_status if (p.get("requests") or 0) > 0] \
+                if isinstance(processes_status, list) else None
+            worker, worker_how = worker_size(mine, served, pool.get("memory_limit"))
+            server, maxconn = pool_db.get(name, (None, None))
+            db_others = sum(p.get("pm.max_children") or 0 for p in fpm.get("pools", [])
+                            if p["name"] != name and p["name"] in server_pools.get(server, ()))
+            if memory and worker:
+                try:
+                    pool["recommendation"] = size_pool(
+                        memory, worker, cpus=cpus, db_max_connections=maxconn, db_others=db_others, mysql_bytes=mysql,
+                        other_pools_bytes=others, os_reserve=self.os_reserve, workers_per_cpu=self.workers_per_cpu,
+                        pm=pool.get("pm") if pool.get("pm") in ("static", "dynamic") else "dynamic",
+                        worker_how=worker_how, memory_how=memory_how, cpu_how=cpu_how)
+                except ValueError as exc:
+                    self._error("fpm recommendation", exc)
+            pool["emergency_raise"] = emergency_raise(pool, pool.get("recommendation"),
+                                                      frontend_timeout=(pool.get("timeout_chain") or {}).get("frontend"))
+
     @staticmethod
     def timeouts(fpm, front):
         """The timeout chain of each pool the active front-end uses: front-end read timeout, FPM
@@ -702,7 +773,6 @@ class Collector:
                                      "max_execution_time": pool.get("max_execution_time"),
                                      "flags": timeout_chain(front_timeout, pool.get("request_terminate_timeout"),
                                                             pool.get("max_execution_time")) if served else []}
-            pool["emergency_raise"] = emergency_raise(pool, pool.get("recommendation"), frontend_timeout=front_timeout)
 
     def oom(self):
         lines = []

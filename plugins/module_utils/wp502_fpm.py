@@ -10,8 +10,8 @@
   substitution, ``;`` comments, quoted values, the last value of a repeated directive winning, and
   the lines FPM would refuse reported as errors.
 - :func:`pool_settings` gives one pool's effective settings with FPM's defaults filled in.
-- :func:`recommend_pool` sizes ``pm.max_children`` from RAM and the p95 worker RSS, and derives
-  spare-server settings that FPM accepts (min_spare <= start <= max_spare <= max_children).
+- :func:`emergency_raise` is what the pool-limits rung writes: a bounded step towards the pool's
+  recommendation (``wp502_sizing.size_pool``: memory, CPU and database bounds, the smallest winning).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +23,7 @@ import re
 import socket
 
 from ansible.module_utils.wp502_ini import scan
+from ansible.module_utils.wp502_sizing import spares
 
 __metaclass__ = type
 
@@ -221,20 +222,16 @@ def percentile(values, pct):
     return data[min(rank, len(data)) - 1]
 
 
-def spares(max_children):
-    """Spare-server settings for a dynamic pool of ``max_children`` that FPM accepts (start about a
-    quarter, spares a tenth to a third): min_spare <= start <= max_spare <= max_children."""
-    min_spare = max(1, max_children // 10)
-    max_spare = max(min_spare, min(max_children, max(2, max_children // 3)))
-    start = min(max_spare, max(min_spare, max_children // 4))
-    return {"pm.start_servers": start, "pm.min_spare_servers": min_spare, "pm.max_spare_servers": max_spare}
+def _why(recommendation):
+    return (recommendation or {}).get("reason") or "from RAM and the worker size"
 
 
 def emergency_raise(pool, recommendation, growth=4, frontend_timeout=None):
     """What the pool-limits rung writes for one pool, in one bounded step: ``{settings, reasons}``.
 
-    - pm.max_children grows to the RAM-based recommendation, but at most ``growth`` times what it
-      is (a pool that jumps from 5 to 500 workers can take the database and RAM down with it);
+    - pm.max_children grows to the recommendation (wp502_sizing.size_pool: never past the memory, CPU or
+      database bound that binds), but at most ``growth`` times what it is (a pool that jumps from 5 to
+      500 workers can take the database and RAM down with it);
       spare settings follow so that FPM accepts them;
     - a listen.backlog below 128 (connections refused under a burst: EAGAIN, 502) goes to 511;
     - with the front-end giving up before PHP does, request_terminate_timeout is set to the
@@ -250,10 +247,10 @@ def emergency_raise(pool, recommendation, growth=4, frontend_timeout=None):
             settings["pm.max_children"] = target
             if pool.get("pm") == "dynamic":
                 settings.update(spares(target))
-            reasons.append("pm.max_children %d -> %d (RAM allows %d with the p95 worker size; at most %dx in one step)"
-                           % (current, target, rec, growth))
+            reasons.append("pm.max_children %d -> %d (the recommendation is %d, %s; at most %dx in one step)"
+                           % (current, target, rec, _why(recommendation), growth))
         else:
-            reasons.append("RAM allows no more than %d workers of the p95 size: pm.max_children stays %d" % (rec, current))
+            reasons.append("the recommendation is %d (%s): pm.max_children stays %d" % (rec, _why(recommendation), current))
     backlog = pool.get("listen.backlog")
     if isinstance(backlog, int) and 0 <= backlog < 128:
         settings["listen.backlog"] = 511
@@ -268,27 +265,6 @@ def emergency_raise(pool, recommendation, growth=4, frontend_timeout=None):
     if settings and validate_pm(merged):
         return {"settings": {}, "reasons": [*reasons, "not applied: " + "; ".join(validate_pm(merged))]}
     return {"settings": settings, "reasons": reasons}
-
-
-def recommend_pool(ram_bytes, worker_rss_p95, mysql_rss=0, os_reserve=None, other_pools_bytes=0, pm="dynamic"):
-    """Size a pool: max_children = (RAM - MySQL - OS reserve - other pools) / p95 worker RSS.
-
-    The OS reserve defaults to 10% of RAM, at least 256 MiB. Spare settings follow common
-    practice (start about a quarter, spares a tenth to a third) and always satisfy
-    min_spare <= start <= max_spare <= max_children. Returns the settings and how they were got.
-    """
-    if not ram_bytes or not worker_rss_p95 or worker_rss_p95 <= 0:
-        raise ValueError("RAM and the p95 worker RSS are needed to size a pool")
-    reserve = os_reserve if os_reserve is not None else max(256 * 1024 * 1024, ram_bytes // 10)
-    available = ram_bytes - (mysql_rss or 0) - reserve - (other_pools_bytes or 0)
-    max_children = max(1, int(available // worker_rss_p95)) if available > 0 else 1
-    rec = {"pm": pm, "pm.max_children": max_children}
-    if pm == "dynamic":
-        rec.update(spares(max_children))
-    rec["basis"] = {"ram_bytes": ram_bytes, "mysql_rss": mysql_rss or 0, "os_reserve": reserve,
-                    "other_pools_bytes": other_pools_bytes or 0, "available_bytes": max(0, available),
-                    "worker_rss_p95": worker_rss_p95}
-    return rec
 
 
 def _fcgi_record(rtype, content, request_id=1):
@@ -327,8 +303,8 @@ def fpm_status(listen, status_path, timeout=2.0):
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         sock.connect(address)
-        params = {"SCRIPT_NAME": status_path, "SCRIPT_FILENAME": status_path, "REQUEST_URI": status_path + "?json",
-                  "QUERY_STRING": "json", "REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1",
+        params = {"SCRIPT_NAME": status_path, "SCRIPT_FILENAME": status_path, "REQUEST_URI": status_path + "?json&full",
+                  "QUERY_STRING": "json&full", "REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1",
                   "GATEWAY_INTERFACE": "CGI/1.1", "REMOTE_ADDR": "127.0.0.1"}
         sock.sendall(_fcgi_record(1, struct.pack("!HB5x", 1, 0)) + _fcgi_record(4, _fcgi_params(params))
                      + _fcgi_record(4, b"") + _fcgi_record(5, b""))
@@ -359,7 +335,12 @@ def fpm_status(listen, status_path, timeout=2.0):
     keep = ("pool", "process manager", "accepted conn", "listen queue", "max listen queue", "listen queue len",
             "idle processes", "active processes", "total processes", "max active processes", "max children reached",
             "slow requests")
-    return dict((k.replace(" ", "_"), status.get(k)) for k in keep if k in status)
+    out = dict((k.replace(" ", "_"), status.get(k)) for k in keep if k in status)
+    # ?full: each worker's pid, state and how many requests it served (what sizing tells busy from idle by)
+    if isinstance(status.get("processes"), list):
+        out["processes"] = [{"pid": p.get("pid"), "state": p.get("state"), "requests": p.get("requests")}
+                            for p in status["processes"][:2000] if isinstance(p, dict)]
+    return out
 
 
 def timeout_chain(frontend_timeout, terminate_timeout, max_execution_time):

@@ -16,8 +16,16 @@ description:
   - "PHP-FPM: installed versions and their services (systemd state, main PID), pools parsed from the real
     configuration (includes, C($pool)), listen addresses and whether they exist, pm limits, timeouts, slowlog,
     live workers per pool with average and p95 RSS read from /proc (so it works when the pool is saturated),
-    the pool's status page over FastCGI when it answers within 2 seconds, and a recommended C(pm.max_children)
-    from RAM, MySQL's RSS and the p95 worker size."
+    the pool's status page over FastCGI when it answers within 2 seconds (with each worker's request count), and a
+    recommended C(pm.max_children) (C(recommendation) of each pool in RV(fpm))."
+  - "Sizing, per pool: the smallest of three bounds, named in C(limited_by) and C(reason). Memory: the cgroup's
+    limit when the pool's cgroup or an ancestor has one (C(memory.max), v1 C(memory.limit_in_bytes); a container's
+    C(--memory)), else RAM, minus the database and the other pools inside it and a reserve (10%, at least 64 MiB
+    in a cgroup, 256 MiB on a host), over the worker size (the p95 RSS of the workers the status page says served
+    requests, else the largest worker, never below the pool's C(memory_limit) while no worker is known to have
+    served one). CPU: the cgroup's quota (C(cpu.max), v1 C(cpu.cfs_quota_us)) or the cores the host gives,
+    times O(workers_per_cpu). Database: the server's C(max_connections) minus a tenth (at least 2) and the workers
+    of the other pools on the same server."
   - "Front-end: nginx servers from C(nginx -T) or Apache vhosts from its configuration: names, root, logs, the
     address PHP is passed to (compared with what FPM listens on), and the timeout chain: the front-end's read
     timeout against FPM's C(request_terminate_timeout) and PHP's C(max_execution_time), flagged when they disagree."
@@ -118,6 +126,12 @@ options:
     description: Lower the module's CPU and I/O priority, since the host is usually already in trouble.
     type: bool
     default: true
+  workers_per_cpu:
+    description:
+      - Workers per core in the CPU bound of the sizing. A WordPress request mostly waits for the database, the disk
+        and remote APIs, so about 4 workers keep a core busy; lower it for CPU-bound sites.
+    type: int
+    default: 4
   known_culprits:
     description:
       - Plugins an emergency proved guilty on other hosts (the records of the C(wp502_known_culprits) lookup). Those
@@ -201,7 +215,12 @@ verdict:
       rungs: [plugins]
       slug: heavy-analytics
 fpm:
-  description: PHP-FPM versions, services, pools with settings, live workers, RSS and the recommendation.
+  description:
+    - PHP-FPM versions, services, pools with settings, live workers, RSS and the recommendation.
+    - "Each pool's C(recommendation): C(pm.max_children) (and spare settings for a dynamic pool), C(limited_by)
+      (C(memory), C(cpu) or C(database)), C(reason) (for example C(limited by CPU: 2 cores x 4)), C(bounds) (each
+      bound's number), C(reasons) (each bound's sentence) and C(basis) (the figures used). C(emergency_raise) is the
+      bounded step the pool-limits rung would write, never past the recommendation."
   returned: always
   type: dict
 frontend:
@@ -450,6 +469,7 @@ def main():
             extra_logs=dict(type="list", elements="path", default=[]),
             os_reserve_mb=dict(type="int"),
             low_priority=dict(type="bool", default=True),
+            workers_per_cpu=dict(type="int", default=4),
             known_culprits=dict(type="list", elements="dict", default=[], options=dict(
                 plugin=dict(type="str", required=True),
                 host=dict(type="str"),
@@ -470,6 +490,8 @@ def main():
     for site in p["sites"]:
         if site.get("url") and not re.match(r"^https?://[^/\s]+", site["url"]):
             module.fail_json(msg="sites[].url must be an http:// or https:// URL, not %r" % site["url"])
+    if p["workers_per_cpu"] < 1:
+        module.fail_json(msg="workers_per_cpu must be 1 or more, not %s" % p["workers_per_cpu"])
     if p["probe_timeout"] <= 0 or p["probe_timeout"] > 120:
         module.fail_json(msg="probe_timeout must be between 0 and 120 seconds, not %s" % p["probe_timeout"])
     if p["low_priority"]:
@@ -481,7 +503,8 @@ def main():
                           recent_days=p["recent_days"], max_php_files=p["max_php_files"],
                           os_reserve=p["os_reserve_mb"] * 1024 * 1024 if p["os_reserve_mb"] else None,
                           db=p["database"], probe=p["probe"], sites=p["sites"], extra_logs=p["extra_logs"],
-                          cookie_paths=p["probe_cookie_paths"], known_culprits=p["known_culprits"])
+                          cookie_paths=p["probe_cookie_paths"], known_culprits=p["known_culprits"],
+                          workers_per_cpu=p["workers_per_cpu"])
     evidence = collector.collect()
     module.exit_json(changed=False, **evidence)
 

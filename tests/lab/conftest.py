@@ -91,10 +91,11 @@ class Target:
         return f.content_string if f.exists else ""
 
 
-def _start(frontend: str, key: Path, tmp: Path) -> Target:
+def _start(frontend: str, key: Path, tmp: Path, run_opts: tuple[str, ...] = ()) -> Target:
+    """A fresh target; ``run_opts``: more `docker run` options (resource limits such as --cpus 1 --memory 1g)."""
     slot = next(_slot)
     spec = {"name": f"t{slot}", "container": f"{PREFIX}-{os.getpid()}-{slot}", "frontend": frontend,
-            "http_port": _free_port(), "ssh_port": _free_port()}
+            "http_port": _free_port(), "ssh_port": _free_port(), "run_opts": list(run_opts)}
     try:
         labctl.start_target(spec, PREFIX, key.with_suffix(".pub").read_text())
         labctl.wait_ready(spec)

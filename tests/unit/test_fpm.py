@@ -7,6 +7,7 @@ import socket
 
 import pytest
 import wp502_fpm as fpm
+import wp502_sizing as sizing
 
 MAIN = """\
 ;;;;;;;;;;;;;;;;;;;;;
@@ -116,38 +117,14 @@ def test_percentile():
 MIB = 1024 * 1024
 
 
-def test_recommend_pool_from_ram_and_p95():
-    rec = fpm.recommend_pool(4096 * MIB, 80 * MIB, mysql_rss=600 * MIB)
-    # (4096 - 600 - 409.6 reserve) / 80 = 38.58 -> 38
-    assert rec["pm.max_children"] == 38
-    assert rec["basis"]["os_reserve"] == 4096 * MIB // 10
-    assert fpm.validate_pm(rec) == []
-
-
-@pytest.mark.parametrize(("ram_mib", "p95_mib", "mysql_mib"), list(itertools.product(
-    [512, 1024, 2048, 8192, 65536], [20, 64, 150, 600], [0, 300, 4000])))
-def test_recommended_settings_are_always_accepted_by_fpm(ram_mib, p95_mib, mysql_mib):
-    rec = fpm.recommend_pool(ram_mib * MIB, p95_mib * MIB, mysql_rss=mysql_mib * MIB)
+@pytest.mark.parametrize(("ram_mib", "p95_mib", "mysql_mib", "cpus", "maxconn"), list(itertools.product(
+    [512, 1024, 2048, 8192, 65536], [20, 64, 150, 600], [0, 300, 4000], [None, 0.5, 2, 64], [None, 10, 151])))
+def test_recommended_settings_are_always_accepted_by_fpm(ram_mib, p95_mib, mysql_mib, cpus, maxconn):
+    rec = sizing.size_pool(ram_mib * MIB, p95_mib * MIB, mysql_bytes=mysql_mib * MIB, cpus=cpus, db_max_connections=maxconn)
     assert rec["pm.max_children"] >= 1
     assert fpm.validate_pm(rec) == []
     assert rec["pm.min_spare_servers"] <= rec["pm.start_servers"] <= rec["pm.max_spare_servers"] <= rec["pm.max_children"]
-
-
-def test_recommend_pool_needs_measurements():
-    with pytest.raises(ValueError, match="p95 worker RSS"):
-        fpm.recommend_pool(4096 * MIB, 0)
-
-
-def test_timeout_chain_flags():
-    assert fpm.timeout_chain(60, 0, 30) == []
-    assert "holds its worker forever" in fpm.timeout_chain(60, 0, 0)[0]
-    assert "gives up after 15s (504) while PHP may run 30s" in fpm.timeout_chain(15, 0, 30)[0]
-    assert "a 502 instead of a PHP error" in fpm.timeout_chain(120, 20, 60)[-1]
-
-
-def test_status_page_of_a_pool_that_does_not_answer(tmp_path):
-    assert "did not answer" in fpm.fpm_status(str(tmp_path / "no.sock"), "/status", timeout=0.5)["error"]
-    assert fpm.fpm_status(str(tmp_path / "no.sock"), None) == {"error": "no pm.status_path in the pool"}
+    assert rec["pm.max_children"] == min(rec["bounds"].values()) == rec["bounds"][rec["limited_by"]]
 
 
 # ---- the pool-limits rung's bounded raise ----------------------------------------------------------
@@ -185,7 +162,9 @@ def test_raise_says_when_ram_allows_nothing_more():
     from wp502_fpm import emergency_raise
 
     out = emergency_raise(_pool(), {"pm.max_children": 4})
-    assert out["settings"] == {} and "RAM allows no more than 4" in out["reasons"][0]
+    assert out["settings"] == {} and "the recommendation is 4 (from RAM and the worker size)" in out["reasons"][0]
+    cpu = {"pm.max_children": 4, "reason": "limited by CPU: 1 core x 4"}
+    assert emergency_raise(_pool(), cpu)["reasons"] == ["the recommendation is 4 (limited by CPU: 1 core x 4): pm.max_children stays 5"]
     assert emergency_raise(_pool(), None) == {"settings": {}, "reasons": []}
     static = emergency_raise(_pool(pm="static"), {"pm.max_children": 100})
     assert static["settings"] == {"pm.max_children": 20}
