@@ -14,6 +14,7 @@ times `ansible-playbook playbooks/emergency-502.yml`, and removes the target. Wr
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -25,8 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lab"))
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+sys.path.insert(0, str(ROOT))
+# Before any module_utils: makes them importable as ansible.module_utils.wp502_* (the name they import each other by).
+importlib.import_module("tests.conftest")
 import labctl  # noqa: E402
 from wp502_ladder import find_culprits  # noqa: E402
 
@@ -103,7 +105,7 @@ def write_section(out, runs, bisect, heal, bare, ours):
     out.write_text(text)
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> int:  # noqa: PLR0915 - one sequence of lab steps, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--faults", default=",".join(FAULTS))
@@ -132,7 +134,15 @@ def main(argv=None) -> int:
             inv.write_text(json.dumps({"all": {"children": {"wp502_lab": {"hosts": {"bench": host}},
                                                             "wordpress": {"hosts": {"bench": {}}}}}}))
             (Path(tmp) / "group_vars").symlink_to(ROOT / "inventories" / "lab" / "group_vars")
-            emergency = [ROOT / "playbooks" / "emergency-502.yml", "-e", "wp502_emergency_storm_minutes=0"]
+            reports = Path(tmp) / "reports"
+            emergency = [ROOT / "playbooks" / "emergency-502.yml", "-e", "wp502_emergency_storm_minutes=0",
+                         "-e", f"wp502_report_dir={reports}", "-e", "wp502_emergency_known_culprit_minutes=0"]
+
+            def last_result():
+                """The host's result in the newest results.json: (top cause, outcome line)."""
+                newest = max(reports.glob("emergency-*/results.json"), key=lambda p: p.stat().st_mtime)
+                result = json.loads(newest.read_text())["bench"]
+                return result.get("top_cause") or "?", result.get("line") or "?"
 
             def brk(fault):
                 _t, proc = playbook(inv, ROOT / "playbooks" / "lab-break.yml", "-e", f"wp502_lab_fault={fault}")
@@ -143,8 +153,8 @@ def main(argv=None) -> int:
                     fresh()
                 brk(fault)
                 seconds, proc = playbook(inv, *emergency)
-                summary = re.search(r"bench: ([^,\s]+), (.*?)'", proc.stdout)  # the outcome line: cause, outcome
-                heal.append((fault, seconds, summary.group(1) if summary else "?", summary.group(2) if summary else proc.stdout[-300:]))
+                cause, line = last_result()
+                heal.append((fault, seconds, cause, line))
                 print(f"{fault}: {seconds:.1f} s, {heal[-1][3]}", flush=True)
             fresh()
             for _ in range(args.runs):
@@ -154,7 +164,8 @@ def main(argv=None) -> int:
                 bare.append(seconds)
                 brk("fpm_down")
                 seconds, proc = playbook(inv, *emergency)
-                assert "healed by restart_fpm" in proc.stdout, proc.stdout[-3000:]
+                cause, line = last_result()
+                assert line.startswith("healed") and line.endswith("by restart_fpm"), line + proc.stdout[-3000:]
                 ours.append(seconds)
     finally:
         labctl.docker("rm", "-f", target["container"], check=False)
