@@ -6,6 +6,7 @@
 Figures are ratios to a baseline measured in the same run on the same file (both from the page
 cache, best of --runs):
   full scan   module (since: all)  vs  LC_ALL=C grep -cE 'upstream|connect\\(\\)|recv\\(\\)|FastCGI'
+              (an nginx error log, and the same log as a container runtime writes it: kind auto)
   window      module (since: 15m) on the big log vs on the small one (same line rate, 10x the size)
   gzip        module on .gz         vs  zcat | grep -cE ...
   memory      peak RSS of the module process (all runs)
@@ -63,16 +64,27 @@ def module_cmd(path, since):
     return [sys.executable, str(ROOT / "bench" / "run_module.py"), json.dumps(args)]
 
 
-def ensure_log(path: Path, size: int, end: float, span: float) -> Path:
-    """Generate the log unless the same one (size, span, end) is already there."""
+def ensure_log(path: Path, size: int, end: float, span: float, container: bool = False) -> Path:
+    """Generate the log unless the same one (size, span, end, genlog version) is already there."""
     marker = path.with_suffix(path.suffix + ".json")
-    want = {"size": size, "end": int(end), "span": span, "version": 2}
+    want = {"size": size, "end": int(end), "span": span, "version": 3, "container": container}
     if path.exists() and marker.exists() and json.loads(marker.read_text()) == want:
         return path
     print(f"generating {path} ({size >> 20} MiB)", file=sys.stderr)
-    genlog.generate(str(path), size, end, span, seed=1)
+    genlog.generate(str(path), size, end, span, seed=1, container=container)
     marker.write_text(json.dumps(want))
     return path
+
+
+def full_scan(path: Path, what: str, runs: int, goal: str):
+    """grep -cE and the module (since: all) on the same file: the table's row, and the module's peak RSS."""
+    grep_t, _, grep_out = best(["grep", "-cE", PATTERN, str(path)], runs)
+    mod_t, mod_rss, mod_out = best(module_cmd(path, "all"), runs, pin=True)
+    found = json.loads(mod_out)
+    mib = path.stat().st_size / (1 << 20)
+    return (what, f"{mib:.0f} MiB", f"grep -cE: {grep_t:.2f} s ({mib / grep_t:.0f} MiB/s), {int(grep_out)} lines matched",
+            f"module: {mod_t:.2f} s ({mib / mod_t:.0f} MiB/s), {found['total']} signatures",
+            f"{grep_t / mod_t:.2f}x grep's throughput", goal), mod_rss
 
 
 def main(argv=None) -> int:
@@ -97,6 +109,7 @@ def main(argv=None) -> int:
     # The same line rate in every log: the 15-minute window holds as many lines in each.
     rate = size / (7 * day)
     full = ensure_log(work / "error-full.log", size, end, 7 * day)
+    boxed = ensure_log(work / "container-full.log", size, end, 7 * day, container=True)
     small_log = ensure_log(work / "error-small.log", small, end, small / rate)
     big_log = ensure_log(work / "error-big.log", big, end, big / rate)
     gz = work / "error-small.log.1.gz"
@@ -105,19 +118,17 @@ def main(argv=None) -> int:
         with open(small_log, "rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
 
-    for f in (full, small_log, big_log, gz):  # warm the page cache
+    for f in (full, boxed, small_log, big_log, gz):  # warm the page cache
         with open(f, "rb") as fh:
             while fh.read(1 << 24):
                 pass
 
     rows = []
-    grep_t, _, grep_out = best(["grep", "-cE", PATTERN, str(full)], args.runs)
-    mod_t, mod_rss, mod_out = best(module_cmd(full, "all"), args.runs, pin=True)
-    found = json.loads(mod_out)
-    mib = full.stat().st_size / (1 << 20)
-    rows.append(("full scan, since: all", f"{mib:.0f} MiB", f"grep -cE: {grep_t:.2f} s ({mib / grep_t:.0f} MiB/s), "
-                 f"{int(grep_out)} lines matched", f"module: {mod_t:.2f} s ({mib / mod_t:.0f} MiB/s), "
-                 f"{found['total']} signatures", f"{grep_t / mod_t:.2f}x grep's throughput", "target >= 1.0x"))
+    row, mod_rss = full_scan(full, "full scan, since: all", args.runs, "target >= 1.0x")
+    rows.append(row)
+    # The same log as a container runtime writes it: no kind is recognised, every kind's prefilters run.
+    row, bmod_rss = full_scan(boxed, "full scan, kind auto (container log)", args.runs, "")
+    rows.append(row)
 
     small_t, small_rss, small_out = best(module_cmd(small_log, window), args.runs, pin=True)
     big_t, big_rss, big_out = best(module_cmd(big_log, window), args.runs, pin=True)
@@ -135,7 +146,7 @@ def main(argv=None) -> int:
                  f"module: {zmod_t:.2f} s, {z_res['total']} signatures",
                  f"{zmod_t / zgrep_t:.2f}x zcat \\| grep's time", "target <= 1.2x"))
 
-    rss = max(mod_rss, small_rss, big_rss, zmod_rss)
+    rss = max(mod_rss, bmod_rss, small_rss, big_rss, zmod_rss)
     rows.append(("memory", "all runs above", "", f"peak RSS {rss / 1024:.1f} MiB", f"{rss / 1024:.1f} MiB", "target <= 64 MiB"))
 
     write_report(Path(args.out), rows, args)
@@ -152,8 +163,11 @@ def write_report(path: Path, rows, args) -> None:
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
         "Each figure is a ratio to a baseline measured in the same run on the same file, both read from the page cache, "
         f"best of {args.runs} runs. The module runs as Ansible runs it (`bench/run_module.py`), pinned to one core; "
-        "the logs are generated by `bench/genlog.py` (404s, rate limiting, SSL handshakes, buffered responses and PHP "
-        "notices, with a few thousand 502 lines among them).",
+        "the logs are generated by `bench/genlog.py`: a busy WordPress site's nginx error log (PHP warnings, notices and "
+        "deprecations relayed through FastCGI stderr, buffered responses and request bodies, upstream servers marked "
+        "down, clients gone while the upstream answered, 404s, rate limiting, SSL handshakes, keepalive closes, and "
+        "access-log lines in the same stream), with a few thousand 502 lines among them; the container log is the same "
+        "log with a container runtime's time in front of each line.",
         "",
         f"Command: `make bench` (= `bench/bench_logscan.py --size {args.size} --small {args.small} --big {args.big} "
         f"--runs {args.runs}`)",
@@ -167,15 +181,25 @@ def write_report(path: Path, rows, args) -> None:
         "## Reading the figures",
         "",
         "- The module's times are whole processes: Python start-up and the import of Ansible's module code",
-        "  (about 0.15-0.3 s) are in them, as they are on a target.",
-        "- A full scan makes three passes in C over every byte: the newline count behind `lines_scanned`, the nginx",
-        "  prefilter (`upstream` followed by a failure phrase, checked inside the regex engine) and the PHP fatal-error",
-        "  prefilter (FastCGI stderr). grep makes one. Python's standard library has no multi-pattern matcher, so",
-        "  each further kind of signature costs one more pass; what remains in Python is the few thousand lines",
-        "  that are signatures. Lines that merely contain `upstream` (buffered responses, PHP notices) never leave C.",
+        "  (about 0.13-0.3 s) are in them, as they are on a target.",
+        "- What a full scan costs the module, per GiB on one core: reading it from the page cache (about 0.1 s), counting",
+        "  its newlines for `lines_scanned` (about 0.2 s: `bytes.replace(b\"\\n\", b\"\")` in 64 KiB blocks jumps from newline",
+        "  to newline with memchr, twice as fast as `bytes.count`, which tests every byte), and one pass of the C regex",
+        "  engine per group of prefilters (0.3-0.5 s each: `re` looks for the first byte of a pattern's literal prefix one",
+        "  byte at a time, about a cycle a byte whatever the pattern). An nginx log takes two passes (a failure phrase at",
+        "  `upstream`, a PHP fatal error), a log of no recognised kind (`kind: auto`) seven, merged from twelve. Only the",
+        "  lines the passes select, a few thousand, are decoded and classified in Python.",
+        "- grep -cE makes one Boyer-Moore pass for its four words and leaves a line at its first match. On a busy site's",
+        "  log about half the lines match early (`FastCGI sent in stderr`, `an upstream response is buffered`), so grep",
+        "  reads 2.5-3 GB/s: its whole run takes about what start-up, reading and counting lines take the module before",
+        "  it looks for anything. Python's standard library has no multi-pattern search: `bytes.find` looks for one",
+        "  literal at a time (2-4 GB/s each, and the nginx prefilters alone hold thirteen), so splitting a pass into",
+        "  literal searches costs more than the pass. A full scan cannot reach grep's throughput on such a log; the",
+        "  module is meant to run on a window, whose cost does not grow with the file.",
         "- The window scan bisects on timestamps: the bytes read follow the window, not the file size.",
-        "- `.gz` files are streamed through zlib in 1 MiB reads with bounded output; `zcat | grep` runs two processes",
-        "  in parallel, the module one.",
+        "- `.gz` files are streamed through zlib: 1 MiB reads, fed to zlib 16 KiB at a time for pieces of at most 64 KiB",
+        "  (small enough for the allocator to reuse rather than map and unmap); `zcat | grep` runs two processes in",
+        "  parallel, the module one.",
         "- The machine is a small VM whose speed varies from run to run by up to a third; compare ratios, not seconds.",
         "",
     ]

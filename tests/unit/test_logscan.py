@@ -792,3 +792,237 @@ def test_a_pools_own_php_error_log_counts_its_fatal_errors_in_the_window(tmp_pat
 ])
 def test_php_error_log_timestamps(line, expected):
     assert ls.parse_timestamp(line) == expected
+
+
+# ---- the fast scan reads what a line-by-line reading reads ---------------------------------------------
+# The scan reads big chunks into one buffer, counts their newlines with bytes.replace (or bytes.count where
+# lines are short), and classifies only the lines that SCAN_PASSES select: fewer regexes than PREFILTERS. Each
+# test below holds it to the obvious reading (split the file into lines; classify every line one of its kind's
+# PREFILTERS selects), so that no shortcut can miss, add or double-count a line.
+
+LABELLED = [row["line"] for row in (p.values[0] for p in corpus())] + [line for _, line in ODD]
+# Near misses of every literal SCAN_PASSES merges: one character short, or cut at the word the merged pass finds.
+NEAR_MISSES = [
+    "AH0107: failed", "AH01079 failed", "AH1012:", "AH10124", "AH: x", "End of script output before header",
+    "End of script", "of script output before headers", "Timeout waiting for output from CGI scrip",
+    "waiting for output from CGI script", "malformed header from scrip", "malformed header from", "Premature end of script",
+    "Premature end of script header", "end of script headers", "mod_fcgid:", "mod_fcgid : x", "FastCGI: comm wit",
+    "FastCGI:comm with", "script", "scripts", "CGI script", "AH01079:", "AH10124:", "AH02429:",
+    "End of script output before headers", "Timeout waiting for output from CGI script", "malformed header from script",
+    "Premature end of script headers", "mod_fcgid: x", "FastCGI: failed to connect",
+]
+
+
+def fuzz_lines(seed, count=400):
+    """Labelled lines and near misses, cut, spliced and salted with random bytes (never a newline)."""
+    rng = random.Random(seed)
+    pool = LABELLED + NEAR_MISSES
+    out = []
+    for _ in range(count):
+        a, b = rng.choice(pool).encode(), rng.choice(pool).encode()
+        i, j = rng.randint(0, len(a)), rng.randint(0, len(b))
+        salt = rng.randbytes(rng.randint(0, 6)).replace(b"\n", b"")
+        out.append(rng.choice((a, a[:i] + b[j:], b[:j] + salt + a[i:], salt + a + salt)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ls.KINDS)
+def test_scan_passes_select_the_lines_the_prefilters_select(kind):
+    lines = [line.encode("utf-8", "replace") for line in LABELLED + NEAR_MISSES]
+    for seed in range(5):
+        lines += fuzz_lines(seed)
+    for raw in lines:
+        expected = any(rx.search(raw) for rx in ls.PREFILTERS[kind])
+        assert any(rx.search(raw) for rx in ls.SCAN_PASSES[kind]) == expected, raw
+    assert len(ls.SCAN_PASSES["auto"]) < len(ls.PREFILTERS["auto"])  # the point of them
+
+
+def line_by_line(path, kind):
+    """The obvious reading of a whole file: each line one of its kind's PREFILTERS selects is classified (its head,
+    \\r dropped), in order. Returns what the scanner's result must equal, and the number of lines."""
+    content = Path(path).read_bytes()
+    if kind == "auto":
+        kind = ls.sniff_kind(content[:65536], str(path))
+    scanner = ls.Scanner(since_epoch=None, kind=kind)
+    scanner._file = str(path)
+    lines = content.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for raw in lines:
+        if any(rx.search(raw) for rx in ls.PREFILTERS[kind]):
+            scanner.consider(raw[:ls.CLASSIFY_HEAD].decode("utf-8", "replace").rstrip("\r"), None, None)
+    return scanner.result(), len(lines)
+
+
+def assert_reads_line_by_line(path, kind="auto", chunk_sizes=(4096, 4096 + 17, 65536, ls.CHUNK)):
+    expected, nlines = line_by_line(path, kind)
+    assert expected["total"] > 0  # the file holds signatures for the comparison to mean something
+    for chunk in chunk_sizes:
+        res = scan([path], since_epoch=None, kind=kind, chunk_size=chunk, rotated=False)
+        for key in ("signatures", "total", "attributed", "by_upstream", "by_pool", "top_requests", "suspects",
+                    "child_signals"):
+            assert res[key] == expected[key], (chunk, key)
+        assert res["lines_scanned"] == nlines, chunk
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", [k for k in ls.KINDS if k != "fpm_slowlog"])  # slowlog entries span lines
+def test_chunked_scan_equals_a_line_by_line_reading(tmp_path, kind, seed):
+    """Signature lines, near misses and binary garbage, some lines CRLF, some long (several chunks), blank runs."""
+    rng = random.Random(seed)
+    out = []
+    for line in fuzz_lines(seed, 1500):
+        roll = rng.random()
+        if roll < 0.1:
+            out.append(line + b"\r\n")
+        elif roll < 0.13:  # the signature deep in a long line
+            out.append(rng.randbytes(rng.randint(5000, 20000)).replace(b"\n", b" ") + line + b"\n")
+        elif roll < 0.16:  # the head holds it, the line runs over several reads
+            out.append(line + b" " + b"y" * rng.randint(5000, 70000) + b"\n")
+        elif roll < 0.18:
+            out.append(b"\n" * rng.randint(1, 300) + line + b"\n")
+        else:
+            out.append(line + b"\n")
+    log = tmp_path / "mixed.log"
+    log.write_bytes(b"".join(out).rstrip(b"\n"))  # no final newline
+    assert_reads_line_by_line(log, kind)
+
+
+@pytest.mark.parametrize("line", [ODD[1][1], ODD[11][1], ODD[6][1], next(x for x in LABELLED if "[pid 25:tid 94]" in x)],
+                         ids=["nginx", "fatal", "fpm", "apache"])
+def test_a_chunk_boundary_at_every_offset_of_a_signature_line(tmp_path, line):
+    """Copies of a line, each placed so that the boundary between two reads falls before it, after it, or inside
+    it at a different byte: every copy is counted, once."""
+    chunk = 4096
+    noise = b"a line of no known kind, so that every pass runs (kind auto)\n" * 100
+
+    def filler(size):
+        return noise[:size - 1] + b"\n"
+
+    raw = line.encode() + b"\n"
+    parts, pos = [], 0
+    for offset in range(len(raw) + 2):
+        start = 65536 + (offset + 1) * chunk - offset  # the head (64 KiB) is read first, then 4 KiB at a time
+        parts.append(filler(start - pos))
+        copy = raw.replace(b"[pid 25:tid 94]", b"[pid %d:tid 94]" % offset)  # Apache's two lines of one failure
+        parts.append(copy)
+        pos = start + len(copy)
+    log = tmp_path / "boundaries.log"
+    log.write_bytes(b"".join(parts) + filler(100))
+    res = scan([log], since_epoch=None, chunk_size=chunk, rotated=False)
+    assert res["total"] == len(raw) + 2
+    assert res["lines_scanned"] == log.read_bytes().count(b"\n")
+    assert_reads_line_by_line(log)
+
+
+def test_a_signature_at_the_very_start_and_the_very_end_of_the_file(tmp_path):
+    first = b"upstream timed out (110: Connection timed out) while reading response header from upstream, x"
+    last = b"connect() failed (111: Connection refused) while connecting to upstream"  # no newline after it
+    log = tmp_path / "edges.log"
+    log.write_bytes(first + b"\n" + NOISE.format("2026/11/23 21:40:58").encode() * 200 + last)
+    for chunk in (4096, len(log.read_bytes()) - 65536 - len(last) + 1, ls.CHUNK):
+        res = scan([log], since_epoch=None, kind="nginx", chunk_size=chunk, rotated=False)
+        assert res["signatures"]["upstream_timeout"]["count"] == 1, chunk
+        assert res["signatures"]["connect_refused"]["count"] == 1, chunk
+        assert res["lines_scanned"] == 202, chunk
+    assert_reads_line_by_line(log, "nginx")
+
+
+def test_crlf_lines_are_classified_without_their_cr(tmp_path):
+    log = tmp_path / "crlf.log"
+    log.write_bytes(b"".join(nginx_line(time.time() - i).encode().replace(b"\n", b"\r\n") for i in range(50)))
+    res = scan([log], since_epoch=None, chunk_size=4096)
+    assert res["signatures"]["upstream_timeout"]["count"] == 50 and res["lines_scanned"] == 50
+    assert not any(s.endswith("\r") for s in res["signatures"]["upstream_timeout"]["samples"])
+    assert_reads_line_by_line(log)
+
+
+def test_a_line_longer_than_the_cut_counts_once_on_its_head(tmp_path):
+    """Past MAX_LINE a line is kept to its head (memory stays bounded): the signature there counts, once."""
+    head = nginx_line(time.time()).encode().rstrip(b"\n")
+    log = tmp_path / "huge.log"
+    log.write_bytes(head + b" " + b"z" * (ls.CHUNK + ls.MAX_LINE * 2) + b"\n" + nginx_line(time.time()).encode())
+    for chunk in (65536, ls.CHUNK):
+        res = scan([log], since_epoch=None, chunk_size=chunk, rotated=False)
+        assert res["signatures"]["upstream_timeout"]["count"] == 2, chunk
+        assert res["lines_scanned"] == 2, chunk
+        assert any("was cut" in w for w in res["files"][0]["warnings"])
+
+
+def test_binary_garbage_between_signature_lines(tmp_path):
+    rng = random.Random(7)
+    parts = []
+    for i in range(300):
+        parts.append(rng.randbytes(rng.randint(0, 4000)))  # NULs, lone \r, invalid UTF-8, stray newlines
+        parts.append(b"\n" + nginx_line(time.time() - i).encode())
+    log = tmp_path / "garbage.log"
+    log.write_bytes(b"".join(parts))
+    assert_reads_line_by_line(log, "nginx")
+    assert scan([log], since_epoch=None, kind="nginx", rotated=False)["signatures"]["upstream_timeout"]["count"] == 300
+
+
+def test_gzip_reads_what_the_plain_file_reads(tmp_path):
+    plain = tmp_path / "mixed.log"
+    plain.write_bytes(b"\n".join(fuzz_lines(3, 3000)) + b"\n")
+    packed = tmp_path / "mixed.log.1.gz"
+    data = plain.read_bytes()
+    packed.write_bytes(gzip.compress(data[: len(data) // 3]) + gzip.compress(data[len(data) // 3:]))  # two members
+    for chunk in (4096, 65536, ls.CHUNK):
+        a = scan([plain], since_epoch=None, chunk_size=chunk, rotated=False)
+        b = scan([packed], since_epoch=None, chunk_size=chunk, rotated=False)
+        for key in ("signatures", "total", "by_upstream", "top_requests", "suspects", "lines_scanned"):
+            assert a[key] == b[key], (chunk, key)
+        assert b["files"][0]["bytes_decompressed"] == len(data) and not b["warnings"]
+
+
+@pytest.mark.parametrize("shape", ["sparse", "dense", "sparse-then-dense", "dense-then-sparse", "none", "all"])
+def test_newline_counter_counts_what_bytes_count_counts(shape):
+    rng = random.Random(shape)
+    long_lines = b"".join(rng.randbytes(rng.randint(0, 900)).replace(b"\n", b"") + b"\n" for _ in range(2000))
+    short_lines = b"".join(b"x" * rng.randint(0, 12) + b"\n" for _ in range(100000))
+    data = {"sparse": long_lines, "dense": short_lines, "sparse-then-dense": long_lines + short_lines,
+            "dense-then-sparse": short_lines + long_lines, "none": b"x" * 300000, "all": b"\n" * 300000}[shape]
+    buf = bytearray(data + b"junk\n\n")  # bytes past the range are never counted
+    counter = ls._NewlineCounter()
+    modes = set()
+    pos = 0
+    while pos < len(data):
+        step = rng.randint(1, counter.BLOCK if rng.random() < 0.8 else 3 * counter.BLOCK)
+        end = min(len(data), pos + step)
+        modes.add(counter.dense)
+        assert counter.count(buf, pos, end) == data.count(b"\n", pos, end)
+        pos = end
+    assert counter.count(buf, 5, 5) == 0
+    if "-then-" in shape:
+        assert modes == {True, False}  # both ways of counting were used, and agree
+
+
+@pytest.mark.parametrize(("feed", "piece"), [(1, 7), (13, 4096), (4096, 13), (ls._GzipSource.FEED, ls._GzipSource.PIECE)])
+def test_gzip_source_hands_out_exactly_the_decompressed_bytes(tmp_path, monkeypatch, feed, piece):
+    """Whatever zlib is fed and asked for at a time, and however much each read wants: the same bytes, in order."""
+    monkeypatch.setattr(ls._GzipSource, "FEED", feed)
+    monkeypatch.setattr(ls._GzipSource, "PIECE", piece)
+    rng = random.Random(feed * 31 + piece)
+    text = b"".join(rng.choice([b"upstream timed out\n", rng.randbytes(rng.randint(0, 300)), b"\0" * 50]) for _ in range(400))
+    members = gzip.compress(text[:5000]) + gzip.compress(b"") + gzip.compress(text[5000:], compresslevel=1)
+    for name, data, whole in [("plain", members, True), ("padded", members + b"\0" * 3000, True),
+                              ("cut", members[: len(members) - 40], False)]:
+        path = tmp_path / f"{name}.gz"
+        path.write_bytes(data)
+        reading = ls.Reading(str(path), "auto", True, True)
+        with open(path, "rb", buffering=0) as fh:
+            source = ls._GzipSource(fh, reading)
+            head = source.peek(rng.randint(1, 5000))  # what the kind is sniffed from: handed out again
+            got = []
+            while True:
+                buf = bytearray(rng.randint(1, 70000))
+                n = source.readinto(memoryview(buf))
+                if n == 0:
+                    break
+                got.append(bytes(buf[:n]))
+        out = b"".join(got)
+        assert out.startswith(head) and reading.bytes_decompressed == len(out)
+        if whole:
+            assert out == text and source.error is None, name
+        else:
+            assert text.startswith(out) and "truncated gzip" in source.error
