@@ -1,10 +1,14 @@
 """wp502: run the fleet audit, the emergency ladder or a rollback through ansible-runner (as AWX
 does), with progress as the run goes and the verdict table at the end (a row per site under each host).
 
-    wp502 audit      [-i INVENTORY] [-l LIMIT] [-e VAR=VALUE ...] [--check]
+    wp502 audit      [-i INVENTORY] [-l LIMIT] [-e VAR=VALUE ...] [--check] [--show N]
     wp502 emergency  -l HOSTS [-i INVENTORY] [-e VAR=VALUE ...] [--check] [--diff] [--force]
     wp502 rollback   -l HOSTS [-i INVENTORY] [--run-id ID] [--check]
-    wp502 report merge DIR... -o OUT [--force] [--title TITLE]
+    wp502 report merge DIR... -o OUT [--force] [--title TITLE] [--show N]
+
+The audit's table (and the merge's) shows N hosts, 20 by default, unhealthy first as the report
+orders them, and says how many more the report holds and where it is: a fleet of 5000 hosts prints
+as many lines as one of 50. --show 0 shows every host.
 
 Exit status: 0 when nothing is left broken, 1 when a host is still unhealthy (audit: a host has a
 cause of 502s; emergency: a host was not healed, i.e. one of its sites still fails or broke), 2 when
@@ -17,6 +21,7 @@ names what is wrong and writes nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -106,13 +111,22 @@ class Progress:
         print(f"[{time.monotonic() - self.started:6.1f}s] {text}", file=self.out, flush=True)
 
 
-def audit_table(summary: dict) -> tuple[list[str], int]:
+def audit_table(summary: dict, show: int | None = None) -> tuple[list[str], int]:
     """A row per site under each host (host, site, top cause, state); a host whose summary has no
-    sites (older wp502, or not audited) has one row with site "-". The exit status is the hosts'."""
+    sites (older wp502, or not audited) has one row with site "-". The hosts in the report's order
+    (unhealthy first), at most ``show`` of them (None: the report filter's BOUNDED_HOSTS, as the
+    audit's console; 0: all), then how many more the report holds and its path. The exit status is
+    every host's, shown or not."""
+    filters = _report_filters()
     unhealthy = set(summary.get("unhealthy") or [])
     sites = summary.get("sites") or {}
+    verdicts = summary.get("verdicts") or {}
+    # The order and the cut are the report filter's (the summary's rows, the audit's console): one decision.
+    hosts = [r["host"] for r in filters.wp502_unhealthy_first({"host": h, "top_cause": c} for h, c in verdicts.items())]
+    shown, more = filters.wp502_bounded(hosts, filters.BOUNDED_HOSTS if show is None else show or None)
     rows = [f"{'host':<14} {'site':<24} {'top cause':<18} state"]
-    for host, cause in sorted((summary.get("verdicts") or {}).items()):
+    for host in shown:
+        cause = verdicts[host]
         if not sites.get(host):
             state = "502s: run the emergency" if host in unhealthy else ("not audited" if cause is None else "ok")
             rows.append(f"{host:<14} {'-':<24} {cause or '-':<18} {state}")
@@ -125,10 +139,18 @@ def audit_table(summary: dict) -> tuple[list[str], int]:
             else:
                 state = "ok"
             rows.append(f"{host:<14} {site.get('site') or '-':<24} {site.get('top_cause') or '-':<18} {state}")
-    rows.append(f"statuses: {summary.get('statuses')}; report: {summary.get('report_dir')}/report.html")
+    report = f"{summary.get('report_dir')}/report.html"
+    if more:
+        left = sum(1 for h in hosts[len(shown):] if h in unhealthy)
+        rows.append(f"statuses: {summary.get('statuses')}")
+        rows.append(f"... and {more} more host{'s' if more != 1 else ''} ({left} unhealthy) in the report: {report} "
+                    "(--show 0 lists every host)")
+    else:
+        rows.append(f"statuses: {summary.get('statuses')}; report: {report}")
     return rows, UNHEALTHY if unhealthy else OK
 
 
+@functools.cache
 def _report_filters():
     spec = importlib.util.spec_from_file_location("wp502_report", PROJECT / "plugins" / "filter" / "wp502_report.py")
     module = importlib.util.module_from_spec(spec)
@@ -268,10 +290,12 @@ def _write_atomic(target: Path, text: str) -> None:
     os.rename(tmp_path, target)
 
 
-def report_merge(directories: list[str], out: str, force: bool = False, title: str = "wp502 fleet audit") -> int:
+def report_merge(directories: list[str], out: str, force: bool = False, title: str = "wp502 fleet audit",
+                 show: int | None = None) -> int:
     """wp502 report merge: one fleet report in OUT from several audit report directories, the
-    summary, Markdown, HTML and Prometheus files computed by the role's own filters. Every input is
-    read and checked before anything is written: an error writes nothing."""
+    summary, Markdown, HTML and Prometheus files and each host's page computed by the role's own
+    filters. Every input is read and checked before anything is written: an error writes nothing.
+    The table printed shows ``show`` hosts (audit_table)."""
     target = Path(out)
     if target.exists() and not target.is_dir():
         raise MergeError(f"{target}: exists and is not a directory")
@@ -292,9 +316,11 @@ def report_merge(directories: list[str], out: str, force: bool = False, title: s
     files.update({"summary.json": _nice_json(summary), "summary.md": filters.wp502_report_markdown(summary, title, when),
                   "report.html": filters.wp502_report_html(summary, title, when),
                   "wp502.prom": filters.wp502_report_prometheus(summary, now)})
+    # Each host's own page, which report.html links to (hosts/<file>.html), as the role writes them.
+    files.update(filters.wp502_host_pages(summary, title, when))
     if force and (target / "hosts").is_dir():
-        # A forced merge replaces the report: hosts of the report it replaces do not linger.
-        for stale in (target / "hosts").glob("*.json"):
+        # A forced merge replaces the report: hosts of the report it replaces (evidence, pages) do not linger.
+        for stale in [*(target / "hosts").glob("*.json"), *(target / "hosts").glob("*.html")]:
             if f"hosts/{stale.name}" not in files:
                 stale.unlink()
     for name, text in files.items():
@@ -302,7 +328,7 @@ def report_merge(directories: list[str], out: str, force: bool = False, title: s
     print(f"merged {len(chosen)} hosts from {len(directories)} report directories into {target}")
     rows, code = audit_table({"verdicts": {r["host"]: r["top_cause"] for r in summary["rows"]},
                               "sites": filters.wp502_site_verdicts(summary), "unhealthy": summary["unhealthy"],
-                              "statuses": summary["statuses"], "report_dir": str(target)})
+                              "statuses": summary["statuses"], "report_dir": str(target)}, show)
     for row in rows:
         print(row)
     return code
@@ -369,7 +395,7 @@ def emergency_table(results: dict) -> tuple[list[str], int]:
 def report_command(args) -> int:
     """wp502 report merge, its errors named on stderr (exit 2)."""
     try:
-        return report_merge(args.dirs, args.output, force=args.force, title=args.title)
+        return report_merge(args.dirs, args.output, force=args.force, title=args.title, show=args.show)
     except MergeError as exc:
         print(f"wp502 report merge: {exc}\nwp502 report merge: nothing written", file=sys.stderr)
     except OSError as exc:
@@ -393,13 +419,29 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true", help="take a live lock or ignore storm control (after checking)")
         if name == "rollback":
             p.add_argument("--run-id", help="the run to undo (default: each host's last run)")
+        if name == "audit":
+            _show_argument(p)
     report = sub.add_parser("report", help="work on audit reports").add_subparsers(dest="report_command", required=True)
     merge = report.add_parser("merge", help="one fleet report from several audit report directories (AWX slices)")
     merge.add_argument("dirs", nargs="+", metavar="DIR", help="audit report directories (each with hosts/)")
     merge.add_argument("-o", "--output", required=True, metavar="OUT", help="directory to write the merged report into")
     merge.add_argument("--force", action="store_true", help="write into OUT even when it is not empty")
     merge.add_argument("--title", default="wp502 fleet audit", help="title of the Markdown and HTML pages")
+    _show_argument(merge)
     return parser
+
+
+def _show_argument(parser: argparse.ArgumentParser) -> None:
+    """--show N: hosts in the table (not --limit, which is ansible-playbook's host pattern, -l)."""
+
+    def count(text: str) -> int:
+        value = int(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text}: a number of hosts, 0 for all")
+        return value
+
+    parser.add_argument("--show", type=count, default=None, metavar="N",
+                        help="hosts in the table, unhealthy first (default 20; 0: every host); the report has them all")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,7 +487,7 @@ def run_playbook(args) -> int:
     print()
     code = OK
     if args.command == "audit" and "wp502_audit" in progress.stats:
-        rows, code = audit_table(progress.stats["wp502_audit"])
+        rows, code = audit_table(progress.stats["wp502_audit"], args.show)
     elif args.command == "emergency" and "wp502_emergency" in progress.stats:
         rows, code = emergency_table(progress.stats["wp502_emergency"])
     else:

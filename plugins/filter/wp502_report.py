@@ -139,6 +139,21 @@ def _row_culprits(result, top):
     return named or ([str(top["slug"])] if top.get("slug") else [])
 
 
+def wp502_host_evidence(hostvars, host):
+    """A host's ``wp502_evidence_result`` as its module returned it, read the same way by every reader of a fleet's
+    evidence (the summary here, the report action writing ``hosts/HOST.json``). From Ansible's ``hostvars``,
+    ``raw_get``: the host's variables as they are, not templated. Evidence is data, never a template, and
+    ``hostvars[host][name]`` templates (copies) every value of it: a second walk of each host's evidence
+    beside the one that serialises it (about 40% of the summary's time at 1000 hosts, docs/benchmarks.md).
+    From a plain mapping (the wp502 command's merge, tests), as it is. None when the host has none."""
+    raw_get = getattr(hostvars, "raw_get", None)
+    if raw_get is not None:
+        data = raw_get(host)
+        return data.get("wp502_evidence_result") if isinstance(data, dict) else None
+    hv = hostvars.get(host, {})
+    return hv.get("wp502_evidence_result") if hasattr(hv, "get") else None
+
+
 def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
     """Summary of an audit: one row per host (audited or not) holding a row per site (``sites``),
     causes across the fleet (per host and per site), and the hosts that share a cause, a signature
@@ -147,8 +162,7 @@ def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
     failed = set(failed or [])
     rows = []
     for host in hosts:
-        hv = hostvars.get(host, {})
-        result = hv.get("wp502_evidence_result") if hasattr(hv, "get") else None
+        result = wp502_host_evidence(hostvars, host)
         state = "unreachable" if host in unreachable else "failed" if host in failed or not result else None
         rows.append(_host_row(host, result, state))
     causes = Counter(r["top_cause"] for r in rows if r["top_cause"])
@@ -156,7 +170,7 @@ def wp502_fleet_summary(hostvars, hosts, unreachable=None, failed=None):
     index = _shared_index(rows)
     statuses = Counter(r["status"] for r in rows)
     return {
-        "hosts": len(rows), "rows": sorted(rows, key=_unhealthy_first), "statuses": dict(statuses),
+        "hosts": len(rows), "rows": wp502_unhealthy_first(rows), "statuses": dict(statuses),
         "causes": dict(causes.most_common()),
         "sites": sum(len(r["sites"]) for r in rows), "site_causes": dict(site_causes.most_common()),
         "failing_sites": [{"host": r["host"], "site": s["site"], "top_cause": s["top_cause"]}
@@ -182,6 +196,27 @@ def _is_unhealthy(row):
 def _unhealthy_first(row):
     """Sort key of the host rows: hosts with a cause other than healthy first, in the order given."""
     return 0 if _is_unhealthy(row) else 1
+
+
+def wp502_unhealthy_first(rows):
+    """Host rows (``{"host", "top_cause", ...}``) in the order the summary gives its own: hosts with a cause other
+    than healthy first, the others after them, each in the order given."""
+    return sorted(rows, key=_unhealthy_first)
+
+
+# Hosts a bounded listing names (the audit's console, the wp502 command's tables); the others are counted.
+BOUNDED_HOSTS = 20
+
+
+def wp502_bounded(items, limit=BOUNDED_HOSTS):
+    """Where every bounded listing of hosts is cut (the audit's console, the wp502 command's tables), so that a
+    fleet of 5000 hosts prints as many lines as one of 50: the first ``limit`` items and how many are left out,
+    ``(shown, more)``. ``limit`` None: all of them; 0 or less: none (only counted)."""
+    items = list(items)
+    if limit is None:
+        return items, 0
+    shown = items[:max(0, int(limit))]
+    return shown, len(items) - len(shown)
 
 
 def _shared_index(rows):

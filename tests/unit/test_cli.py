@@ -95,11 +95,12 @@ def test_audit_table_has_a_row_per_site():
                   "wp2": [{"site": "/var/www/html", "top_cause": "healthy", "failing": False}], "ghost": []},
         "statuses": {"ok": 2, "unreachable": 1}, "report_dir": "/r"})
     assert code == cli.UNHEALTHY
+    # The report's order: the unhealthy host first, the others as given.
     assert [r.split()[:3] for r in rows[1:-1]] == [
-        ["ghost", "-", "-"], ["wp1", "sitea.test", "healthy"], ["wp1", "siteb.test", "slow_plugin"],
-        ["wp1", "sitec.test", "capacity"], ["wp2", "/var/www/html", "healthy"]]
-    assert rows[1].endswith("not audited") and rows[3].endswith("502s: run the emergency") and rows[2].endswith(" ok")
-    assert rows[4].endswith("answers (see the report)")
+        ["wp1", "sitea.test", "healthy"], ["wp1", "siteb.test", "slow_plugin"],
+        ["wp1", "sitec.test", "capacity"], ["wp2", "/var/www/html", "healthy"], ["ghost", "-", "-"]]
+    assert rows[5].endswith("not audited") and rows[2].endswith("502s: run the emergency") and rows[1].endswith(" ok")
+    assert rows[3].endswith("answers (see the report)")
 
 
 def em_site(sid, before, after, healed_by=None, culprits=(), **extra):
@@ -130,3 +131,72 @@ def test_emergency_table_has_a_row_per_site_and_a_broken_site_fails_the_run():
     rows, code = cli.emergency_table({"wp1": cdn})
     assert code == cli.UNHEALTHY and "stopped: cdn_only Ray ID 8f1c-AMS" in rows[2]
     assert rows[3].strip() == "cdn_only: sitec.test fails only through cloudflare (Ray ID 8f1c-AMS)"
+
+
+def fleet_stats(n, every=3):
+    """An audit's set_stats (wp502_audit) for n hosts, two sites each, every ``every``-th host unhealthy, in the
+    report's order (unhealthy first) as the role publishes it."""
+    hosts = [f"web{i:04d}" for i in range(n)]
+    bad = [h for i, h in enumerate(hosts) if i % every == 0]
+    order = bad + [h for h in hosts if h not in bad]
+    return {"verdicts": {h: "slow_plugin" if h in bad else "healthy" for h in order}, "unhealthy": sorted(bad),
+            "sites": {h: [{"site": "sitea.test", "top_cause": "healthy", "failing": False},
+                          {"site": "siteb.test", "top_cause": "slow_plugin" if h in bad else "healthy", "failing": h in bad}]
+                      for h in hosts},
+            "statuses": {"ok": n}, "report_dir": "/r/audit-1"}, bad
+
+
+def test_the_audit_table_is_bounded_whatever_the_fleet_size():
+    """300 hosts (100 unhealthy): 20 hosts by default, unhealthy first, then how many more the report holds and where;
+    3000 hosts print as many lines; --show 0 prints every host."""
+    stats, bad = fleet_stats(300)
+    rows, code = cli.audit_table(stats)
+    assert code == cli.UNHEALTHY
+    assert len(rows) == 1 + 20 * 2 + 2  # the header, 20 hosts of two sites each, statuses, the last line
+    assert [r.split()[0] for r in rows[1:-2:2]] == bad[:20]  # the unhealthy hosts first, in the report's order
+    assert rows[-2] == "statuses: {'ok': 300}"
+    assert rows[-1] == "... and 280 more hosts (80 unhealthy) in the report: /r/audit-1/report.html (--show 0 lists every host)"
+    assert len(cli.audit_table(fleet_stats(3000)[0])[0]) == len(rows)
+    assert cli.audit_table(stats, 5)[0][-1].startswith("... and 295 more hosts (95 unhealthy) in the report: ")
+    every, code = cli.audit_table(stats, 0)
+    assert code == cli.UNHEALTHY and len(every) == 1 + 300 * 2 + 1
+    assert sorted({r.split()[0] for r in every[1:-1]}) == sorted(stats["sites"])
+    assert every[-1] == "statuses: {'ok': 300}; report: /r/audit-1/report.html"
+    # A report of no more hosts than the bound: every host, no "more" line, as before.
+    small, _code = cli.audit_table(fleet_stats(20)[0])
+    assert len(small) == 1 + 20 * 2 + 1 and small[-1].endswith("report: /r/audit-1/report.html")
+
+
+def test_show_is_an_option_of_audit_and_merge_beside_the_host_limit(capsys):
+    args = cli.build_parser().parse_args(["audit", "-l", "wp1", "--show", "0"])
+    assert (args.limit, args.show) == ("wp1", 0)
+    assert cli.build_parser().parse_args(["report", "merge", "a", "-o", "b", "--show", "50"]).show == 50
+    assert cli.build_parser().parse_args(["audit"]).show is None  # the bound's default (20)
+    assert cli.main(["audit", "--show", "-1"]) == cli.USAGE
+    assert "a number of hosts, 0 for all" in capsys.readouterr().err
+
+
+def test_report_merge_prints_a_bounded_table(tmp_path, capsys):
+    """wp502 report merge of a 300-host report: 20 hosts in the table, the count of the others and the merged
+    report's path; --show 0 prints them all."""
+    import json
+
+    hosts = tmp_path / "audit-20261201T200000Z" / "hosts"
+    hosts.mkdir(parents=True)
+    for i in range(300):
+        cause = "fpm_down" if i % 4 == 1 else "healthy"
+        site = {"id": "sitea.test", "top_cause": cause, "failing": cause != "healthy", "verdict": [{"cause": cause}]}
+        (hosts / f"web{i:03d}.json").write_text(json.dumps({"verdict": [{"cause": cause}], "sites": [site],
+                                                            "fpm": {"pools": [{"name": "www"}]}, "wordpress": [{}]}))
+    out = tmp_path / "fleet"
+    assert cli.main(["report", "merge", str(hosts.parent), "-o", str(out)]) == cli.UNHEALTHY
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == f"merged 300 hosts from 1 report directories into {out}"
+    table = said[1:]
+    assert len(table) == 1 + 20 + 2
+    assert [r.split()[:3] for r in table[1:3]] == [["web001", "sitea.test", "fpm_down"], ["web005", "sitea.test", "fpm_down"]]
+    assert table[-1] == f"... and 280 more hosts (55 unhealthy) in the report: {out}/report.html (--show 0 lists every host)"
+    assert cli.main(["report", "merge", str(hosts.parent), "-o", str(out), "--force", "--show", "0"]) == cli.UNHEALTHY
+    every = capsys.readouterr().out.splitlines()[1:]
+    assert len(every) == 1 + 300 + 1 and every[-1].endswith(f"report: {out}/report.html")
+    assert json.loads((out / "summary.json").read_text())["hosts"] == 300  # the report has every host either way

@@ -4,6 +4,7 @@ writes them, merged into one fleet report equal to the one a single audit would 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def test_ten_slices_merge_into_the_summary_of_one_audit(tmp_path, capsys):
     assert sorted(r["host"] for r in merged["rows"]) == hosts
     assert merged["statuses"] == {"ok": 98, "unreachable": 2}
     assert {r["host"]: r["top_cause"] for r in merged["rows"]} == {r["host"]: r["top_cause"] for r in whole["rows"]}
-    assert sorted(p.name for p in (out / "hosts").iterdir()) == [f"{h}.json" for h in hosts]
+    assert sorted(p.name for p in (out / "hosts").glob("*.json")) == [f"{h}.json" for h in hosts]
+    # Each host's page, which report.html links to, as the role writes them.
+    assert sorted(p.name for p in (out / "hosts").glob("*.html")) == [f"{h}.html" for h in hosts]
     assert (out / "hosts" / "web003.json").read_text() == (slices[0] / "hosts" / "web003.json").read_text()
     assert "<html" in (out / "report.html").read_text()
     prom = (out / "wp502.prom").read_text()
@@ -161,12 +164,119 @@ def test_a_non_empty_out_is_refused_unless_forced(tmp_path, capsys):
     out = tmp_path / "out"
     (out / "hosts").mkdir(parents=True)
     (out / "hosts" / "gone.json").write_text("{}")
+    (out / "hosts" / "gone.html").write_text("<p>gone</p>")
     args = ["report", "merge", str(tmp_path / "a"), "-o", str(out)]
     assert cli.main(args) == cli.FAILED
     assert "not empty" in capsys.readouterr().err and not (out / "summary.json").exists()
     assert cli.main([*args, "--force"]) == cli.UNHEALTHY
-    assert sorted(p.name for p in (out / "hosts").iterdir()) == ["web000.json", "web001.json", "web002.json"]
+    assert sorted(p.name for p in (out / "hosts").iterdir()) == [
+        "web000.html", "web000.json", "web001.html", "web001.json", "web002.html", "web002.json"]
 
 
 def test_merge_needs_an_output():
     assert cli.main(["report", "merge", "somewhere"]) == cli.USAGE
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def role_audits(tmp_path, hostvars, hosts, audits):
+    """Reports written by the real code path, the wp502_report role (its summary filter and its wp502_write_report
+    action) in one ansible-playbook on the controller: ``audits`` is ``[(report_dir, hosts, unreachable, failed)]``,
+    each an include of the role as audit-502.yml's report task makes it. Returns each report's run directory."""
+    import os
+    import subprocess
+
+    inventory = {"all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+                         "children": {"fleet": {"hosts": {h: hostvars.get(h, {}) for h in hosts}}}}}
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    tasks = [{"name": f"audit {k}", "ansible.builtin.include_role": {"name": "wp502_report"},
+              "vars": {"wp502_report_hosts": part, "wp502_report_unreachable": unreachable, "wp502_report_failed": failed,
+                       "wp502_report_dir": str(directory), "wp502_report_set_stats": False}}
+             for k, (directory, part, unreachable, failed) in enumerate(audits)]
+    (tmp_path / "audits.yml").write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "inventory.json"),
+                           str(tmp_path / "audits.yml")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = []
+    for directory, *_rest in audits:
+        (run,) = directory.iterdir()  # the role's audit-YYYYmmddTHHMMSSZ
+        runs.append(run)
+    return runs
+
+
+def realistic_fleet(n):
+    """n hosts named web1..webN (natural order, which is not the names' sorted order) with the evidence of
+    evidence(): healthy hosts and four causes, culprits plugin-0..2, suspects and signatures shared across
+    hosts; every 97th host also fails a site only through its CDN, every 61st site has a non-ASCII name; some
+    hosts unreachable, some whose evidence task failed (neither has evidence)."""
+    hosts = [f"web{i}" for i in range(1, n + 1)]
+    unreachable = hosts[6::113]
+    failed = hosts[40::331]
+    hostvars = {}
+    for i, host in enumerate(hosts):
+        if host in unreachable or host in failed:
+            continue
+        ev = evidence(i, collected_at=f"2026-12-01T20:{i % 60:02d}:00Z")
+        if i % 97 == 0:
+            ev["sites"][0].update(failing=True, http=dict(ev["sites"][0]["http"], public={"/": {"status": 522}},
+                                                          cdn="cloudflare", ray_id=f"8f1c{i}-AMS"))
+        if i % 61 == 0:
+            ev["sites"][1]["names"].append(f"café-{i}.example")
+        hostvars[host] = {"wp502_evidence_result": ev}
+    return hosts, hostvars, unreachable, failed
+
+
+def test_ten_100_host_slices_written_by_the_role_merge_into_its_1000_host_report(tmp_path, capsys):
+    """Issue #12: `wp502 report merge` of ten 100-host slices gives the report one 1000-host audit gives. Every report
+    is written by the role itself (one 1000-host audit, ten slices dealt round robin as AWX's job slicing deals
+    hosts), then merged by the real merge."""
+    hosts, hostvars, unreachable, failed = realistic_fleet(1000)
+    slices = [hosts[k::10] for k in range(10)]
+    audits = [(tmp_path / "whole", hosts, unreachable, failed)] + [
+        (tmp_path / f"slice{k}", part, [h for h in unreachable if h in part], [h for h in failed if h in part])
+        for k, part in enumerate(slices)]
+    whole, *parts = role_audits(tmp_path, hostvars, hosts, audits)
+    out = tmp_path / "merged"
+    assert cli.main(["report", "merge", *map(str, reversed(parts)), "-o", str(out)]) == cli.UNHEALTHY
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == f"merged 1000 hosts from 10 report directories into {out}" and len(said) < 60  # a bounded table
+
+    # summary.json has no field that may differ (no time, no directory): the merged one is the whole audit's,
+    # value for value (totals, rows and their order, groups with their keys and hosts), and byte for byte.
+    expected = json.loads((whole / "summary.json").read_text())
+    merged = json.loads((out / "summary.json").read_text())
+    assert merged == expected
+    assert (out / "summary.json").read_text() == (whole / "summary.json").read_text()
+    # What the equality covers, said explicitly.
+    assert merged["hosts"] == 1000 and merged["statuses"] == {"ok": 1000 - 12, "unreachable": 9, "failed": 3}
+    assert [r["host"] for r in merged["rows"]] == [r["host"] for r in expected["rows"]]
+    assert merged["rows"][0]["top_cause"] != "healthy" and merged["rows"][-1]["top_cause"] in ("healthy", None)
+    assert [(g["key"], g["hosts"]) for g in merged["groups"]] == [(g["key"], g["hosts"]) for g in expected["groups"]]
+    kinds = {g["key"]["kind"] for g in merged["groups"]}
+    assert kinds == {"cause", "culprit", "signature", "suspect"} and len(merged["groups"]) >= 10
+    assert merged["unhealthy"] == expected["unhealthy"] and len(merged["unhealthy"]) > 500
+
+    # Each host's evidence file: as the audit that collected it wrote it.
+    names = sorted(p.name for p in (whole / "hosts").glob("*.json"))
+    assert len(names) == 1000 and sorted(p.name for p in (out / "hosts").glob("*.json")) == names
+    assert all((out / "hosts" / name).read_bytes() == (whole / "hosts" / name).read_bytes() for name in names)
+
+    # The pages and the metrics: the same but for when each report was generated (the one field that legitimately
+    # differs: the audit's time in summary.md, report.html and every host page, and the timestamp sample of wp502.prom).
+    def when(report):
+        return re.search(r"^(\S+)\. 1000 hosts: ", (report / "summary.md").read_text(), re.M).group(1)
+
+    def page(report, name):
+        return (report / name).read_text().replace(when(report), "WHEN")
+
+    pages = sorted(str(p.relative_to(whole)) for p in (whole / "hosts").glob("*.html"))
+    assert len(pages) == 1000 and sorted(str(p.relative_to(out)) for p in (out / "hosts").glob("*.html")) == pages
+    for name in ["summary.md", "report.html", *pages]:
+        assert page(out, name) == page(whole, name), name
+
+    def metrics(report):
+        return [line for line in (report / "wp502.prom").read_text().splitlines() if not line.startswith("wp502_audit_timestamp_seconds ")]
+
+    assert metrics(out) == metrics(whole)
