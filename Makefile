@@ -79,7 +79,7 @@ molecule: venv ## Molecule: default + one scenario per failure mode, MOLECULE_JO
 clean: lab-down ## remove the lab and the virtualenv
 	rm -rf $(VENV)
 
-bench: venv ## benchmarks of wp502_log_scan against grep and of the fleet report at 100 vs 1000 hosts (writes docs/benchmarks.md; needs ~7.5 GB in .bench/)
+bench: venv ## benchmarks of wp502_log_scan against grep and of the fleet report at 100, 1000 and 5000 hosts (writes docs/benchmarks.md; needs ~7.5 GB in .bench/)
 	$(BIN)/python bench/bench_logscan.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_report.py $(BENCH_REPORT_ARGS)
 
