@@ -695,12 +695,28 @@ class Collector:
         """Each pool's recommendation (wp502_sizing.size_pool: the memory its cgroup or the host allows, its CPU
         quota or cores, its database's max_connections; the smallest bound wins and is named) and the bounded
         step the pool-limits rung would take towards it (wp502_fpm.emergency_raise)."""
-        cgroups = {}
+        cgroups, limits_of, inside = {}, {}, {}
 
         def cgroup_of(pid):
             if pid not in cgroups:
                 cgroups[pid] = _safe_read("/proc/%d/cgroup" % pid)
             return cgroups[pid]
+
+        def limits_for(pid):
+            """The limits of a pid's cgroup, read once per cgroup (a host's pools mostly share one)."""
+            text = cgroup_of(pid)
+            if text not in limits_of:
+                limits_of[text] = cgroup_limits(text)
+            return limits_of[text]
+
+        def rss_inside(cgroup):
+            """``(MySQL RSS, {pool: workers' RSS})`` of the processes in ``cgroup``, summed once per cgroup."""
+            if cgroup not in inside:
+                by_pool = {}
+                for pool_name, rss in workers.items():
+                    by_pool[pool_name] = sum(r or 0 for w, r in rss.items() if in_cgroup(cgroup_of(w), cgroup))
+                inside[cgroup] = (sum(m["rss"] or 0 for m in mysqld if in_cgroup(cgroup_of(m["pid"]), cgroup)), by_pool)
+            return inside[cgroup]
 
         try:
             cores = len(os.sched_getaffinity(0))
@@ -726,17 +742,15 @@ class Collector:
             name = pool["name"]
             mine = workers.get(name, {})
             pid = next(iter(mine), None) or (masters[0] if masters else None)
-            limits = cgroup_limits(cgroup_of(pid)) if pid else {"memory_max": None, "cpus": None}
+            limits = limits_for(pid) if pid else {"memory_max": None, "cpus": None}
             ram = mem.get("MemTotal")
             if limits.get("memory_max") and (not ram or limits["memory_max"] < ram):
                 memory, memory_how = limits["memory_max"], "cgroup limit (%s)" % limits["memory_cgroup"]
-                mysql = sum(m["rss"] or 0 for m in mysqld if in_cgroup(cgroup_of(m["pid"]), limits["memory_cgroup"]))
-                others = sum(r or 0 for other, rss in workers.items() if other != name for w, r in rss.items()
-                             if in_cgroup(cgroup_of(w), limits["memory_cgroup"]))
+                mysql, by_pool = rss_inside(limits["memory_cgroup"])
             else:
                 memory, memory_how = ram, "RAM"
-                mysql = sum(m["rss"] or 0 for m in mysqld)
-                others = sum(r or 0 for other, rss in workers.items() if other != name for r in rss.values())
+                mysql, by_pool = rss_inside("/")  # everything is inside the root
+            others = sum(r for other, r in by_pool.items() if other != name)
             if limits.get("cpus"):
                 cpus, cpu_how = limits["cpus"], "cores (cpu quota of %s)" % limits["cpu_cgroup"]
             else:
