@@ -224,105 +224,16 @@ rollback:
 import os
 import re
 import socket
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_fpm import listen_address
 from ansible.module_utils.wp502_host import CommandTimeoutError, deadline_runner, which
 from ansible.module_utils.wp502_http import healthy, probe_paths
-from ansible.module_utils.wp502_isolate import Isolation, PoolsDownError, RungFailedError, accepts
+from ansible.module_utils.wp502_isolate import Isolation, RungFailedError
 from ansible.module_utils.wp502_journal import RUN_ID, Journal
+from ansible.module_utils.wp502_services import Units as Fpm
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
-
-# Deadlines: a restart waits out FPM's own stop (workers held by a hung plugin get SIGTERM); the pools
-# then have POOLS_WAIT seconds to accept connections.
-RESTART_TIMEOUT = 90
-SYSTEMCTL_TIMEOUT = 15
-POOLS_WAIT = 15.0
-# systemd's Result= values, said for an operator.
-RESULTS = {
-    "start-limit-hit": "systemd's start limit refused the start (StartLimitBurst starts within StartLimitIntervalSec)",
-    "exit-code": "the service exited with an error",
-    "signal": "the service was killed by a signal",
-    "timeout": "the service did not start or stop in time",
-    "core-dump": "the service dumped core",
-}
-
-
-class Fpm:
-    """The PHP-FPM services and pools the site depends on, through systemctl with deadlines."""
-
-    def __init__(self, run, systemctl, services, sockets, cautions, sleep=time.sleep, now=time.time):
-        self.run = run
-        self.systemctl = systemctl
-        self.services = services
-        self.sockets = sockets
-        self.cautions = cautions
-        self.sleep = sleep
-        self.now = now
-
-    def state(self, service):
-        rc, out, err = self.run([self.systemctl, "show", "-p", "ActiveState", "-p", "SubState", "-p", "Result", service],
-                                timeout=SYSTEMCTL_TIMEOUT)
-        st = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        if rc != 0 and not st:
-            st["error"] = err.strip()[-200:] or "rc=%d" % rc
-        return st
-
-    def said(self, service, st):
-        if st.get("error"):
-            return "%s: `systemctl show` failed (%s)" % (service, st["error"])
-        result = st.get("Result") or "?"
-        why = RESULTS.get(result)
-        return "%s is %s/%s (Result=%s%s)" % (service, st.get("ActiveState") or "?", st.get("SubState") or "?", result,
-                                              ": " + why if why else "")
-
-    def down(self):
-        """None when every service is active and every pool accepts a connection, else why not."""
-        reasons = []
-        for service in self.services:
-            st = self.state(service)
-            if st.get("ActiveState") != "active":
-                reasons.append(self.said(service, st))
-        reasons += [why for why in (accepts(listen) for listen in self.sockets) if why]
-        return "; ".join(reasons) or None
-
-    def restart(self, service):
-        """None when systemd restarted the service, else what systemd said."""
-        rc, _out, err = self.run([self.systemctl, "restart", service], timeout=RESTART_TIMEOUT)
-        if rc == 0:
-            return None
-        st = self.state(service)
-        if st.get("Result") == "start-limit-hit":
-            # The rung restarts FPM after every failed probe: more than a strict unit allows.
-            self.run([self.systemctl, "reset-failed", service], timeout=SYSTEMCTL_TIMEOUT)
-            note = ("systemd's start limit refused to restart %s (start-limit-hit): `systemctl reset-failed %s` cleared "
-                    "it and the rung restarted it again" % (service, service))
-            if note not in self.cautions:
-                self.cautions.append(note)
-            rc, _out, err = self.run([self.systemctl, "restart", service], timeout=RESTART_TIMEOUT)
-            if rc == 0:
-                return None
-            st = self.state(service)
-        return "`systemctl restart %s` failed: %s%s" % (service, self.said(service, st),
-                                                        " (%s)" % " ".join(err.split())[-200:] if err.strip() else "")
-
-    def reset(self):
-        """Restart every service, then wait (bounded) until the pools accept; PoolsDownError when they do not."""
-        refused = [why for why in (self.restart(s) for s in self.services) if why]
-        deadline = self.now() + POOLS_WAIT
-        while True:
-            down = self.down()
-            if not down:
-                return
-            if self.now() >= deadline:
-                break
-            self.sleep(0.5)
-        units = " ".join(self.services) or "the PHP-FPM service"
-        raise PoolsDownError("PHP-FPM's pools are not up %d s after a restart: %s. See `systemctl status %s` and "
-                             "`journalctl -u %s`; `systemctl reset-failed %s` clears a start limit"
-                             % (POOLS_WAIT, "; ".join([*refused, down]), units, units, units))
 
 
 def main():

@@ -29,6 +29,12 @@ description:
     plugin lists (C(active_plugins), C(active_sitewide_plugins)) kept in the journal are written back exactly,
     through the database client and the credentials of the site's wp-config.php. It refuses while a step of that
     run is still working on the host (a run whose controller was killed, say).
+  - C(state=restarted) and C(state=reloaded) restart or reload the systemd units in O(services), in one round trip
+    for all of them. A unit that systemd's start limit refuses (C(start-limit-hit)) is started once more after
+    C(systemctl reset-failed); a reload of a unit that is not running starts it (as M(ansible.builtin.systemd_service)
+    does); each command has the deadline O(service_timeout). Then, with O(wait_for), it waits up to O(wait_timeout)
+    seconds for the addresses the units serve (PHP-FPM pools' sockets and ports, the database's socket) to listen
+    again. A unit that could not be restarted or reloaded fails the task, with RV(services) saying which and why.
   - C(state=status) reports the lock, the last run and its journal without changing anything.
 version_added: "0.1.0"
 author:
@@ -37,7 +43,7 @@ options:
   state:
     description: What to do.
     type: str
-    choices: [locked, unlocked, rolled_back, status]
+    choices: [locked, unlocked, rolled_back, restarted, reloaded, status]
     default: status
   run_id:
     description:
@@ -72,6 +78,36 @@ options:
         nothing on the host (no rung acted) passes C(false), so that it does not hold off the next run.
     type: bool
     default: true
+  services:
+    description: With C(state=restarted) or C(state=reloaded), the systemd units to act on, in this order.
+    type: list
+    elements: str
+  service_timeout:
+    description: Deadline (seconds) of each C(systemctl) command; a unit still starting or stopping then fails.
+    type: int
+    default: 120
+  wait_for:
+    description:
+      - With C(state=restarted) or C(state=reloaded), the addresses to wait for after the units are back, each a unix
+        socket (O(wait_for[].path), which must exist) or a TCP address (O(wait_for[].host), O(wait_for[].port), which
+        must accept a connection). Not listening in time is reported in RV(waited), not a failure; the HTTP probe
+        that follows decides whether the sites answer.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description: A unix socket.
+        type: path
+      host:
+        description: A TCP address's host (a wildcard address is asked on the loopback).
+        type: str
+      port:
+        description: A TCP address's port.
+        type: int
+  wait_timeout:
+    description: How long, in seconds, to wait for all of O(wait_for).
+    type: float
+    default: 10
   owner:
     description:
       - With C(state=locked), where the run comes from, recorded in the lock and named in the refusal another run
@@ -95,7 +131,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is written; C(locked) still reports whether the lock could be taken.
+    description:
+      - In check mode nothing is written; C(locked) still reports whether the lock could be taken, C(restarted) and
+        C(reloaded) what they would do to each unit.
   diff_mode:
     support: none
     description: Locks and journals are the module's own state, not configuration.
@@ -113,6 +151,13 @@ EXAMPLES = r"""
       controller: "{{ lookup('ansible.builtin.pipe', 'hostname') }}"
       user: "{{ lookup('ansible.builtin.env', 'USER') }}"
       host: "{{ inventory_hostname }}"
+
+- name: Restart PHP-FPM, once more after reset-failed if its start limit refuses, and wait for its socket
+  wp502_run:
+    state: restarted
+    services: [php8.2-fpm]
+    wait_for:
+      - path: /run/php/php8.2-fpm.sock
 
 - name: Put everything back from the last run
   wp502_run:
@@ -172,6 +217,23 @@ reload:
   type: list
   elements: str
   sample: [php8.2-fpm, nginx]
+services:
+  description: What was done to each unit of O(services) (in check mode, what would be).
+  returned: when state is restarted or reloaded
+  type: list
+  elements: dict
+  sample: [{"name": "php8.2-fpm", "action": "restart", "ok": true, "msg": "", "was": "failed", "seconds": 0.41}]
+cautions:
+  description: What an operator should know, such as a start limit that C(systemctl reset-failed) cleared.
+  returned: when state is restarted or reloaded
+  type: list
+  elements: str
+waited:
+  description: Each address of O(wait_for), with C(ready) saying whether it listened within O(wait_timeout).
+  returned: when state is restarted or reloaded
+  type: list
+  elements: dict
+  sample: [{"path": "/run/php/php8.2-fpm.sock", "ready": true}]
 journal:
   description: The journal entries of the run (latest state of each).
   returned: when state is status
@@ -187,6 +249,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_host import deadline_runner, which
 from ansible.module_utils.wp502_journal import RUN_ID, Journal, LockedError, ago, last_run, owner_from_env
+from ansible.module_utils.wp502_services import Units, wait_listening
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
 
@@ -252,10 +315,32 @@ def _touched(entries):
     return kinds, units
 
 
+def services(module, p):
+    """Restart or reload every unit of ``services``, then wait for ``wait_for``; fails naming the units that did not come back."""
+    if not 0 < p["service_timeout"] <= 3600 or not 0 <= p["wait_timeout"] <= 600:
+        module.fail_json(msg="service_timeout must be 1-3600 s and wait_timeout 0-600 s")
+    bad = [t for t in p["wait_for"] or [] if not t.get("path") and not (t.get("host") is not None and t.get("port"))]
+    if bad:
+        module.fail_json(msg="each wait_for entry needs a path, or a host and a port: %s" % bad)
+    cautions = []
+    units = Units(deadline_runner(module.run_command), which("systemctl") or "systemctl", p["services"], [], cautions,
+                  restart_timeout=p["service_timeout"])
+    action = "restart" if p["state"] == "restarted" else "reload"
+    done = [units.act(unit, action, check_mode=module.check_mode) for unit in p["services"]]
+    targets = [dict((k, v) for k, v in t.items() if v is not None) for t in p["wait_for"] or []]
+    waited = wait_listening(targets, p["wait_timeout"]) if targets and not module.check_mode else []
+    result = {"changed": bool(done), "services": done, "waited": waited, "cautions": cautions}
+    failed = [d for d in done if not d["ok"]]
+    if failed:
+        module.fail_json(msg="; ".join(d["msg"] for d in failed), **result)
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", default="status", choices=["locked", "unlocked", "rolled_back", "status"]),
+            state=dict(type="str", default="status",
+                       choices=["locked", "unlocked", "rolled_back", "restarted", "reloaded", "status"]),
             run_id=dict(type="str"),
             state_dir=dict(type="path", default="/var/lib/wp502"),
             stale_minutes=dict(type="int", default=15),
@@ -264,6 +349,14 @@ def main():
             step=dict(type="str"),
             result=dict(type="dict"),
             storm=dict(type="bool", default=True),
+            services=dict(type="list", elements="str"),
+            service_timeout=dict(type="int", default=120),
+            wait_for=dict(type="list", elements="dict", options=dict(
+                path=dict(type="path"),
+                host=dict(type="str"),
+                port=dict(type="int"),
+            )),
+            wait_timeout=dict(type="float", default=10),
             owner=dict(type="dict", options=dict(
                 controller=dict(type="str"),
                 user=dict(type="str"),
@@ -271,10 +364,13 @@ def main():
                 host=dict(type="str"),
             )),
         ),
-        required_if=[("state", "locked", ["run_id"]), ("state", "unlocked", ["run_id"])],
+        required_if=[("state", "locked", ["run_id"]), ("state", "unlocked", ["run_id"]),
+                     ("state", "restarted", ["services"]), ("state", "reloaded", ["services"])],
         supports_check_mode=True,
     )
     p = module.params
+    if p["state"] in ("restarted", "reloaded"):
+        module.exit_json(**services(module, p))
     state_dir = p["state_dir"]
     run_id = p["run_id"] or (last_run(state_dir) if p["state"] in ("rolled_back", "status") else None)
     if p["state"] == "rolled_back" and not run_id:
