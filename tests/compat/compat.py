@@ -125,11 +125,11 @@ def build(force: bool) -> None:
     base = f"{IMAGE}-debian"
     docker("build", "-q", "-t", base, str(HERE), capture=False)
     name = f"wp502-compat-build-{os.getpid()}"
-    with tempfile.TemporaryDirectory(prefix="wp502-compat-") as tmp:
-        docker("run", "--name", name, *pip_docker_args(Path(tmp)),
-               "-v", f"{ROOT / 'requirements-compat.txt'}:/tmp/requirements-compat.txt:ro",
-               base, "sh", "-ec", VENV_SCRIPT, capture=False)
     try:
+        with tempfile.TemporaryDirectory(prefix="wp502-compat-") as tmp:
+            docker("run", "--name", name, *pip_docker_args(Path(tmp)),
+                   "-v", f"{ROOT / 'requirements-compat.txt'}:/tmp/requirements-compat.txt:ro",
+                   base, "sh", "-ec", VENV_SCRIPT, capture=False)
         docker("commit", "--change", f"LABEL {LABEL}={wanted}", "--change", f"ENV PATH={VENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "--change", "CMD [\"bash\"]", name, IMAGE)
     finally:
