@@ -8,7 +8,7 @@ SITES ?= 1
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit browser-test lint lab-test molecule bench bench-emergency bench-audit clean collection sanity
+.PHONY: help venv docker images lab lab-down lab-status lab-reset demo test unit browser-test lint lab-test molecule bench bench-logscan bench-report bench-emergency bench-audit compat clean collection sanity
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -74,6 +74,9 @@ browser-test: venv ## the HTML report in headless Chromium (screenshot in artifa
 lab-test: venv ## every lab fault induced for real on fresh containers
 	$(BIN)/pytest -q tests/lab
 
+compat: venv docker ## lint, unit tests and syntax checks on ansible-core 2.21 / Python 3.13 in a Debian 13 container (logs in artifacts/compat/)
+	$(BIN)/python tests/compat/compat.py $(COMPAT_ARGS)
+
 # Scenarios are independent (own containers, own ephemeral dirs): MOLECULE_JOBS of them at a time.
 MOLECULE_JOBS ?= 3
 molecule: venv ## Molecule: default + one scenario per failure mode, MOLECULE_JOBS at a time (logs in artifacts/molecule/)
@@ -85,12 +88,21 @@ molecule: venv ## Molecule: default + one scenario per failure mode, MOLECULE_JO
 clean: lab-down ## remove the lab and the virtualenv
 	rm -rf $(VENV)
 
-bench: venv ## benchmarks of wp502_log_scan against grep and of the fleet report at 100, 1000 and 5000 hosts (writes docs/benchmarks.md; needs ~7.5 GB in .bench/)
+# make bench runs every part in one run; bench-logscan, bench-report, bench-emergency and bench-audit run one alone.
+bench: venv docker images ## every benchmark in one run: log scan vs grep, fleet report at 100/1000/5000 hosts, emergency ladder, audit (per-host collection idle/saturated, 20-host fleet) vs ping (writes docs/benchmarks.md; needs ~7.5 GB in .bench/ and Docker)
 	$(BIN)/python bench/bench_logscan.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_report.py $(BENCH_REPORT_ARGS)
+	$(BIN)/python bench/bench_emergency.py $(BENCH_EMERGENCY_ARGS)
+	$(BIN)/python bench/bench_audit.py $(BENCH_AUDIT_ARGS)
 
-bench-emergency: venv docker ## benchmark the emergency ladder: probes per culprit, heal time per fault, fpm_down vs a bare restart
+bench-logscan: venv ## benchmark wp502_log_scan against grep (needs ~7.5 GB in .bench/)
+	$(BIN)/python bench/bench_logscan.py $(BENCH_ARGS)
+
+bench-report: venv ## benchmark the fleet report at 100, 1000 and 5000 hosts
+	$(BIN)/python bench/bench_report.py $(BENCH_REPORT_ARGS)
+
+bench-emergency: venv docker images ## benchmark the emergency ladder: probes per culprit, heal time per fault, fpm_down vs a bare restart
 	$(BIN)/python bench/bench_emergency.py $(BENCH_EMERGENCY_ARGS)
 
-bench-audit: venv docker ## benchmark audit-502.yml on a 20-host lab fleet against ansible -m ping
+bench-audit: venv docker images ## benchmark the audit against ansible -m ping: per-host collection on an idle and a saturated host, then a 20-host lab fleet (BENCH_AUDIT_ARGS, e.g. --parts collection --hosts 10)
 	$(BIN)/python bench/bench_audit.py $(BENCH_AUDIT_ARGS)
