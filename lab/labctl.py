@@ -2,6 +2,8 @@
 """wp502 lab: build the target images and run a small fleet of WordPress containers.
 
     labctl.py build                      build (or reuse) the nginx and apache images
+    labctl.py base-image [--distro D]    make sure debian:D exists (pull, else debootstrap + import);
+                                         prints the image reference (default D: bookworm)
     labctl.py up [--hosts N] [--apache K] [--sites S]
                                          start N targets (the last K behind Apache), each with S WordPress
                                          sites (default 1: site 1 only), write inventories
@@ -30,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE_DIR = ROOT / "lab" / "image"
 STATE_DIR = ROOT / ".lab"
 IMAGE_REPO = "wp502-lab"
-BASE_IMAGE = "debian:bookworm"
+DEFAULT_DISTRO = "bookworm"
+# The Debian releases the lab builds targets from (debian:<distro> base images).
+DISTROS = ("bookworm", "trixie")
 FRONTENDS = ("nginx", "apache")
 # The options systemd needs as PID 1 without --privileged (see docs/lab.md).
 SYSTEMD_RUN_OPTS = [
@@ -79,25 +83,33 @@ def image_exists(ref: str) -> bool:
     return docker("image", "inspect", ref, check=False, timeout=60).returncode == 0
 
 
-def ensure_base_image() -> None:
-    """debian:bookworm from a registry when reachable, else debootstrapped and imported."""
-    if image_exists(BASE_IMAGE):
-        return
-    log(f"{BASE_IMAGE} is absent: trying `docker pull`")
-    if docker("pull", BASE_IMAGE, check=False).returncode == 0:
-        return
+def base_image(distro: str = DEFAULT_DISTRO) -> str:
+    if distro not in DISTROS:
+        raise LabError(f"unknown distro {distro!r}: one of {', '.join(DISTROS)}")
+    return f"debian:{distro}"
+
+
+def ensure_base_image(distro: str = DEFAULT_DISTRO) -> str:
+    """debian:<distro> from a registry when reachable, else debootstrapped and imported; returns its reference."""
+    ref = base_image(distro)
+    if image_exists(ref):
+        return ref
+    log(f"{ref} is absent: trying `docker pull`")
+    if docker("pull", ref, check=False).returncode == 0:
+        return ref
     if shutil.which("debootstrap") is None:
-        raise LabError(f"{BASE_IMAGE} cannot be pulled and debootstrap is missing: `apt-get install debootstrap`")
-    log(f"no registry: building {BASE_IMAGE} with debootstrap (about a minute)")
+        raise LabError(f"{ref} cannot be pulled and debootstrap is missing: `apt-get install debootstrap`")
+    log(f"no registry: building {ref} with debootstrap (about a minute)")
     with tempfile.TemporaryDirectory(prefix="wp502-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs)],
+        subprocess.run(["debootstrap", "--variant=minbase", distro, str(rootfs)],
                        check=True, stdout=subprocess.DEVNULL)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout, check=True,
+        subprocess.run(["docker", "import", "-", ref], stdin=tar.stdout, check=True,
                        stdout=subprocess.DEVNULL)
         if tar.wait() != 0:
             raise LabError("tar of the debootstrapped root failed")
+    return ref
 
 
 def image_hash() -> str:
@@ -378,10 +390,17 @@ def main(argv=None) -> int:
                       help="WordPress sites per target (default 1; sites 2.. are siteb.test, sitec.test, ...)")
     p_up.add_argument("--http-base", type=int, default=int(os.environ.get("WP502_LAB_HTTP_BASE", "18080")))
     p_up.add_argument("--ssh-base", type=int, default=int(os.environ.get("WP502_LAB_SSH_BASE", "12220")))
+    p_base = sub.add_parser("base-image", help="make sure the debian:<distro> base image exists and print its reference")
+    p_base.add_argument("--distro", choices=DISTROS, default=DEFAULT_DISTRO,
+                        help=f"Debian release (default: {DEFAULT_DISTRO})")
     sub.add_parser("down", help="remove the fleet")
     sub.add_parser("status", help="show the fleet")
     args = parser.parse_args(argv)
     try:
+        if args.cmd == "base-image":
+            ensure_engine()
+            print(ensure_base_image(args.distro))
+            return 0
         if args.cmd == "build":
             build(force=args.force)
             return 0
