@@ -3,7 +3,7 @@
 # MIT License (see LICENSE)
 """systemd units the emergency restarts or reloads (PHP-FPM, the database, the web server), and waiting
 for what they serve to listen again: one place for how wp502 asks systemd, used by the plugins rung's
-module (wp502_plugins, which restarts PHP-FPM while it bisects) and by ``wp502_run state=restarted|reloaded``
+module (wp502_plugins, whose Fpm restarts PHP-FPM while it bisects) and by ``wp502_run state=restarted|reloaded``
 (every unit a rung touches, in one round trip).
 
 - Every ``systemctl`` call has a deadline (``run`` is wp502_host.deadline_runner's runner).
@@ -19,15 +19,12 @@ import socket
 import time
 
 from ansible.module_utils.wp502_host import CommandTimeoutError
-from ansible.module_utils.wp502_isolate import PoolsDownError, accepts
 
 __metaclass__ = type
 
-# Deadlines: a restart waits out FPM's own stop (workers held by a hung plugin get SIGTERM); the pools
-# then have POOLS_WAIT seconds to accept connections.
+# Deadlines: a restart waits out FPM's own stop (workers held by a hung plugin get SIGTERM).
 RESTART_TIMEOUT = 90
 SYSTEMCTL_TIMEOUT = 15
-POOLS_WAIT = 15.0
 RUNNING = ("active", "reloading", "activating")
 # systemd's Result= values, said for an operator.
 RESULTS = {
@@ -40,7 +37,8 @@ RESULTS = {
 
 
 class Units:
-    """Some systemd units (the PHP-FPM services and the pools a site depends on, say), through systemctl with deadlines."""
+    """Some systemd units (the PHP-FPM services a site depends on, say), through systemctl with deadlines. ``sockets``
+    are the addresses they serve, for subclasses that check them (wp502_plugins' Fpm)."""
 
     def __init__(self, run, systemctl, services, sockets, cautions, sleep=time.sleep, now=time.time,
                  restart_timeout=RESTART_TIMEOUT):
@@ -68,16 +66,6 @@ class Units:
         why = RESULTS.get(result)
         return "%s is %s/%s (Result=%s%s)" % (service, st.get("ActiveState") or "?", st.get("SubState") or "?", result,
                                               ": " + why if why else "")
-
-    def down(self):
-        """None when every service is active and every pool accepts a connection, else why not."""
-        reasons = []
-        for service in self.services:
-            st = self.state(service)
-            if st.get("ActiveState") != "active":
-                reasons.append(self.said(service, st))
-        reasons += [why for why in (accepts(listen) for listen in self.sockets) if why]
-        return "; ".join(reasons) or None
 
     def _do(self, verb, service):
         rc, _out, err = self.run([self.systemctl, verb, service], timeout=self.restart_timeout)
@@ -122,26 +110,9 @@ class Units:
                     why = self.restart(service, verb=entry["action"])
                     entry.update(ok=why is None, msg=why or "")
         except CommandTimeoutError as exc:
-            entry["msg"] = "%s %s: %s" % (entry["action"], service, exc)
+            entry.update(timed_out=True, msg="%s %s timed out: %s" % (entry["action"], service, exc))
         entry["seconds"] = round(self.now() - started, 3)
         return entry
-
-    def reset(self):
-        """Restart every service, then wait (bounded) until the pools accept; PoolsDownError when they do not."""
-        refused = [why for why in (self.restart(s) for s in self.services) if why]
-        deadline = self.now() + POOLS_WAIT
-        while True:
-            down = self.down()
-            if not down:
-                return
-            if self.now() >= deadline:
-                break
-            self.sleep(0.5)
-        units = " ".join(self.services) or "the PHP-FPM service"
-        raise PoolsDownError("PHP-FPM's pools are not up %d s after a restart: %s. See `systemctl status %s` and "
-                             "`journalctl -u %s`; `systemctl reset-failed %s` clears a start limit"
-                             % (POOLS_WAIT, "; ".join([*refused, down]), units, units, units))
-
 
 def listening(target, connect_timeout=0.5):
     """Whether an address a unit serves listens: a unix socket that exists, or a TCP port that accepts."""

@@ -229,11 +229,44 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_fpm import listen_address
 from ansible.module_utils.wp502_host import CommandTimeoutError, deadline_runner, which
 from ansible.module_utils.wp502_http import healthy, probe_paths
-from ansible.module_utils.wp502_isolate import Isolation, RungFailedError
+from ansible.module_utils.wp502_isolate import Isolation, PoolsDownError, RungFailedError, accepts
 from ansible.module_utils.wp502_journal import RUN_ID, Journal
-from ansible.module_utils.wp502_services import Units as Fpm
+from ansible.module_utils.wp502_services import Units
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
+
+# The pools then have POOLS_WAIT seconds to accept connections after a restart.
+POOLS_WAIT = 15.0
+
+
+class Fpm(Units):
+    """The PHP-FPM services and pools the site depends on: restarted (wp502_services) and checked while the rung bisects."""
+
+    def down(self):
+        """None when every service is active and every pool accepts a connection, else why not."""
+        reasons = []
+        for service in self.services:
+            st = self.state(service)
+            if st.get("ActiveState") != "active":
+                reasons.append(self.said(service, st))
+        reasons += [why for why in (accepts(listen) for listen in self.sockets) if why]
+        return "; ".join(reasons) or None
+
+    def reset(self):
+        """Restart every service, then wait (bounded) until the pools accept; PoolsDownError when they do not."""
+        refused = [why for why in (self.restart(s) for s in self.services) if why]
+        deadline = self.now() + POOLS_WAIT
+        while True:
+            down = self.down()
+            if not down:
+                return
+            if self.now() >= deadline:
+                break
+            self.sleep(0.5)
+        units = " ".join(self.services) or "the PHP-FPM service"
+        raise PoolsDownError("PHP-FPM's pools are not up %d s after a restart: %s. See `systemctl status %s` and "
+                             "`journalctl -u %s`; `systemctl reset-failed %s` clears a start limit"
+                             % (POOLS_WAIT, "; ".join([*refused, down]), units, units, units))
 
 
 def main():

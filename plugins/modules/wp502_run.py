@@ -228,6 +228,13 @@ cautions:
   returned: when state is restarted or reloaded
   type: list
   elements: str
+timed_out:
+  description:
+    - The units whose C(systemctl) command outlived O(service_timeout) (killed; systemd may still be working on them).
+      The emergency ends its ladder on one, where a refused restart only means the rung did not heal.
+  returned: when state is restarted or reloaded
+  type: list
+  elements: str
 waited:
   description: Each address of O(wait_for), with C(ready) saying whether it listened within O(wait_timeout).
   returned: when state is restarted or reloaded
@@ -329,7 +336,8 @@ def services(module, p):
     done = [units.act(unit, action, check_mode=module.check_mode) for unit in p["services"]]
     targets = [dict((k, v) for k, v in t.items() if v is not None) for t in p["wait_for"] or []]
     waited = wait_listening(targets, p["wait_timeout"]) if targets and not module.check_mode else []
-    result = {"changed": bool(done), "services": done, "waited": waited, "cautions": cautions}
+    result = {"changed": bool(done), "services": done, "waited": waited, "cautions": cautions,
+              "timed_out": [d["name"] for d in done if d.get("timed_out")]}
     failed = [d for d in done if not d["ok"]]
     if failed:
         module.fail_json(msg="; ".join(d["msg"] for d in failed), **result)

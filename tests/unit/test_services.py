@@ -116,7 +116,7 @@ def test_a_unit_past_its_deadline_fails_and_says_so():
     systemctl = Systemctl({"php8.2-fpm": "active"}, hang=["php8.2-fpm"])
     u, _cautions = units(systemctl, [])
     entry = u.act("php8.2-fpm", "restart")
-    assert not entry["ok"] and "did not finish within" in entry["msg"]
+    assert not entry["ok"] and entry["timed_out"] and "timed out: `systemctl restart php8.2-fpm` did not finish within" in entry["msg"]
 
 
 def test_waiting_for_sockets_and_ports(tmp_path):
