@@ -83,9 +83,6 @@ compat: venv docker ## lint, unit tests and syntax checks on ansible-core 2.21 /
 MOLECULE_JOBS ?= 3
 molecule: venv ## Molecule: default + one scenario per failure mode, MOLECULE_JOBS at a time (logs in artifacts/molecule/)
 	@mkdir -p artifacts/molecule
-	@# Molecule (ansible-compat) links a project with a galaxy.yml into collections/ before each scenario; scenarios
-	@# started together raced to create that link (FileExistsError). Made once here, each finds it and skips.
-	@mkdir -p collections/ansible_collections/wp502 && ln -sfn "$(CURDIR)" collections/ansible_collections/wp502/wp502
 	@ls molecule/*/molecule.yml | cut -d/ -f2 | xargs -P $(MOLECULE_JOBS) -I{} sh -c \
 	  'if $(BIN)/molecule test -s {} > artifacts/molecule/{}.log 2>&1; then echo "molecule {}: passed"; \
 	   else echo "molecule {}: FAILED (artifacts/molecule/{}.log)"; tail -n 80 artifacts/molecule/{}.log; exit 1; fi'
