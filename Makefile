@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 N ?= 3
 SITES ?= 1
+# The Debian release of `make lab`'s targets: bookworm (Debian 12) or trixie (Debian 13).
+DISTRO ?= bookworm
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -25,11 +27,12 @@ venv: $(BIN)/ansible-playbook ## create .venv with the pinned Python dependencie
 docker: ## install and start a Docker engine when none answers (Debian, root)
 	@docker info >/dev/null 2>&1 || lab/install-docker.sh
 
-images: venv docker ## build (or reuse) the lab target images
+images: venv docker ## build (or reuse) the lab target images, Debian 12 (wp502-lab:nginx, :apache) and 13 (:nginx-trixie, :apache-trixie)
 	$(BIN)/python lab/labctl.py build
+	$(BIN)/python lab/labctl.py build --distro trixie
 
-lab: venv docker ## start the lab fleet (N hosts, default 3; SITES WordPress sites each, default 1) and write inventories/lab*/
-	$(BIN)/python lab/labctl.py up --hosts $(N) --sites $(SITES)
+lab: venv docker ## start the lab fleet (N hosts, default 3; SITES WordPress sites each, default 1; DISTRO bookworm or trixie) and write inventories/lab*/
+	$(BIN)/python lab/labctl.py up --hosts $(N) --sites $(SITES) --distro $(DISTRO)
 
 lab-down: ## remove the lab fleet
 	$(PYTHON) lab/labctl.py down

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """wp502 lab: build the target images and run a small fleet of WordPress containers.
 
-    labctl.py build                      build (or reuse) the nginx and apache images
+    labctl.py build [--distro D]         build (or reuse) the nginx and apache images of Debian D
+                                         (bookworm: wp502-lab:nginx, trixie: wp502-lab:nginx-trixie)
     labctl.py base-image [--distro D]    make sure debian:D exists (pull, else debootstrap + import);
                                          prints the image reference (default D: bookworm)
-    labctl.py up [--hosts N] [--apache K] [--sites S]
+    labctl.py up [--hosts N] [--apache K] [--sites S] [--distro D]
                                          start N targets (the last K behind Apache), each with S WordPress
-                                         sites (default 1: site 1 only), write inventories
+                                         sites (default 1: site 1 only), on Debian D, write inventories
     labctl.py down                       remove the fleet and its generated inventories
     labctl.py status                     one line per target: container state and HTTP status
 
@@ -112,6 +113,12 @@ def ensure_base_image(distro: str = DEFAULT_DISTRO) -> str:
     return ref
 
 
+def image_ref(frontend: str, distro: str = DEFAULT_DISTRO) -> str:
+    """The lab image of a front-end on a Debian release: wp502-lab:nginx (bookworm), wp502-lab:nginx-trixie."""
+    base_image(distro)
+    return f"{IMAGE_REPO}:{frontend}" if distro == DEFAULT_DISTRO else f"{IMAGE_REPO}:{frontend}-{distro}"
+
+
 def image_hash() -> str:
     """A digest of everything the image is built from, so an unchanged image is reused."""
     digest = hashlib.sha256()
@@ -122,26 +129,29 @@ def image_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def build(frontends=FRONTENDS, force: bool = False) -> dict[str, str]:
+def build(frontends=FRONTENDS, force: bool = False, distro: str = DEFAULT_DISTRO) -> dict[str, str]:
     ensure_engine()
     wanted = image_hash()
     refs = {}
     for frontend in frontends:
-        ref = f"{IMAGE_REPO}:{frontend}"
+        ref = image_ref(frontend, distro)
         refs[frontend] = ref
         if not force and image_exists(ref):
             label = docker("image", "inspect", "-f", '{{ index .Config.Labels "org.wp502.lab.hash" }}', ref).stdout.strip()
             if label == wanted:
                 log(f"{ref} is up to date ({wanted})")
                 continue
-        ensure_base_image()
-        log(f"building {ref} (a cold build takes a few minutes)")
+        base = ensure_base_image(distro)
+        log(f"building {ref} from {base} (a cold build takes a few minutes)")
+        started = time.monotonic()
         proc = subprocess.run(
-            ["docker", "build", "-t", ref, "--build-arg", f"WP502_FRONTEND={frontend}",
-             "--label", f"org.wp502.lab.hash={wanted}", str(IMAGE_DIR)],
+            ["docker", "build", "-t", ref, "--build-arg", f"WP502_BASE={base}",
+             "--build-arg", f"WP502_FRONTEND={frontend}",
+             "--label", f"org.wp502.lab.hash={wanted}", "--label", f"org.wp502.lab.distro={distro}", str(IMAGE_DIR)],
             capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise LabError(f"building {ref} failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
+        log(f"built {ref} in {time.monotonic() - started:.0f}s")
     return refs
 
 
@@ -154,7 +164,8 @@ def ensure_ssh_key() -> Path:
     return key
 
 
-def plan_fleet(hosts: int, apache: int, prefix: str, http_base: int, ssh_base: int) -> list[dict]:
+def plan_fleet(hosts: int, apache: int, prefix: str, http_base: int, ssh_base: int, *,
+               distro: str = DEFAULT_DISTRO) -> list[dict]:
     if hosts < 1 or hosts > 20:
         raise LabError(f"--hosts must be between 1 and 20, not {hosts}")
     if apache < 0 or apache > hosts:
@@ -168,6 +179,7 @@ def plan_fleet(hosts: int, apache: int, prefix: str, http_base: int, ssh_base: i
             "frontend": frontend,
             "http_port": http_base + i,
             "ssh_port": ssh_base + i,
+            "distro": distro,
         })
     return fleet
 
@@ -223,7 +235,7 @@ def container_state(name: str) -> dict | None:
 
 
 def start_target(target: dict, prefix: str, pubkey: str) -> None:
-    name, image = target["container"], f"{IMAGE_REPO}:{target['frontend']}"
+    name, image = target["container"], image_ref(target["frontend"], target.get("distro", DEFAULT_DISTRO))
     state = container_state(name)
     if state is not None:
         labels = state["Config"]["Labels"] or {}
@@ -318,9 +330,9 @@ def fleet_containers(prefix: str) -> list[str]:
 
 def up(args) -> int:
     ensure_engine()
-    fleet = plan_fleet(args.hosts, args.apache, args.prefix, args.http_base, args.ssh_base)
+    fleet = plan_fleet(args.hosts, args.apache, args.prefix, args.http_base, args.ssh_base, distro=args.distro)
     sites = plan_sites(args.sites)
-    build(sorted({t["frontend"] for t in fleet}))
+    build(sorted({t["frontend"] for t in fleet}), distro=args.distro)
     STATE_DIR.mkdir(exist_ok=True)
     key = ensure_ssh_key()
     pubkey = key.with_suffix(".pub").read_text()
@@ -382,6 +394,8 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_build = sub.add_parser("build", help="build or reuse the target images")
     p_build.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p_build.add_argument("--distro", choices=DISTROS, default=DEFAULT_DISTRO,
+                         help=f"Debian release of the images (default: {DEFAULT_DISTRO})")
     p_up = sub.add_parser("up", help="start the fleet and write inventories/lab*/hosts.yml")
     p_up.add_argument("--hosts", type=int, default=int(os.environ.get("N", "3")))
     p_up.add_argument("--apache", type=int, default=None,
@@ -390,6 +404,8 @@ def main(argv=None) -> int:
                       help="WordPress sites per target (default 1; sites 2.. are siteb.test, sitec.test, ...)")
     p_up.add_argument("--http-base", type=int, default=int(os.environ.get("WP502_LAB_HTTP_BASE", "18080")))
     p_up.add_argument("--ssh-base", type=int, default=int(os.environ.get("WP502_LAB_SSH_BASE", "12220")))
+    p_up.add_argument("--distro", choices=DISTROS, default=DEFAULT_DISTRO,
+                      help=f"Debian release of the targets (default: {DEFAULT_DISTRO}; trixie is Debian 13)")
     p_base = sub.add_parser("base-image", help="make sure the debian:<distro> base image exists and print its reference")
     p_base.add_argument("--distro", choices=DISTROS, default=DEFAULT_DISTRO,
                         help=f"Debian release (default: {DEFAULT_DISTRO})")
@@ -402,7 +418,7 @@ def main(argv=None) -> int:
             print(ensure_base_image(args.distro))
             return 0
         if args.cmd == "build":
-            build(force=args.force)
+            build(force=args.force, distro=args.distro)
             return 0
         if args.cmd == "up":
             if args.apache is None:

@@ -46,6 +46,12 @@ def lab_images():
 
 
 @pytest.fixture(scope="session")
+def lab_images_trixie(lab_images):
+    """The Debian 13 (trixie) nginx image, built (or reused) once per session."""
+    return labctl.build(["nginx"], distro="trixie")
+
+
+@pytest.fixture(scope="session")
 def ssh_key():
     return labctl.ensure_ssh_key()
 
@@ -59,6 +65,7 @@ class Target:
         self.container = spec["container"]
         self.http_port = spec["http_port"]
         self.frontend = spec["frontend"]
+        self.distro = spec.get("distro", labctl.DEFAULT_DISTRO)
         self.host = testinfra.get_host(f"docker://{self.container}")
         tmp = tmp / f"inventory-{self.name}"  # each target its own inventory, when a test has several
         tmp.mkdir()
@@ -90,12 +97,18 @@ class Target:
         f = self.host.file(path)
         return f.content_string if f.exists else ""
 
+    @property
+    def php(self) -> str:
+        """The target's PHP version as its php-cli says (8.2 on Debian 12, 8.4 on Debian 13)."""
+        return self.host.check_output("php -r 'echo PHP_MAJOR_VERSION.\".\".PHP_MINOR_VERSION;'").strip()
 
-def _start(frontend: str, key: Path, tmp: Path, run_opts: tuple[str, ...] = ()) -> Target:
-    """A fresh target; ``run_opts``: more `docker run` options (resource limits such as --cpus 1 --memory 1g)."""
+
+def _start(frontend: str, key: Path, tmp: Path, run_opts: tuple[str, ...] = (), distro: str = labctl.DEFAULT_DISTRO) -> Target:
+    """A fresh target; ``run_opts``: more `docker run` options (resource limits such as --cpus 1 --memory 1g);
+    ``distro``: the Debian release of its image (bookworm, trixie)."""
     slot = next(_slot)
     spec = {"name": f"t{slot}", "container": f"{PREFIX}-{os.getpid()}-{slot}", "frontend": frontend,
-            "http_port": _free_port(), "ssh_port": _free_port(), "run_opts": list(run_opts)}
+            "http_port": _free_port(), "ssh_port": _free_port(), "run_opts": list(run_opts), "distro": distro}
     try:
         labctl.start_target(spec, PREFIX, key.with_suffix(".pub").read_text())
         labctl.wait_ready(spec)
@@ -105,8 +118,8 @@ def _start(frontend: str, key: Path, tmp: Path, run_opts: tuple[str, ...] = ()) 
         raise
 
 
-def _fresh_target(frontend, ssh_key, tmp_path, request):
-    target = _start(frontend, ssh_key, tmp_path)
+def _fresh_target(frontend, ssh_key, tmp_path, request, distro=labctl.DEFAULT_DISTRO):
+    target = _start(frontend, ssh_key, tmp_path, distro=distro)
     yield target
     _dump_logs_on_failure(target, request)
     labctl.docker("rm", "-f", target.container, check=False)
@@ -124,6 +137,12 @@ def apache_target(lab_images, ssh_key, tmp_path, request):
     yield from _fresh_target("apache", ssh_key, tmp_path, request)
 
 
+@pytest.fixture
+def nginx_trixie_target(lab_images_trixie, ssh_key, tmp_path, request):
+    """A fresh Debian 13 (trixie) nginx target, removed after the test."""
+    yield from _fresh_target("nginx", ssh_key, tmp_path, request, distro="trixie")
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -135,7 +154,8 @@ def _dump_logs_on_failure(target: Target, request) -> None:
     rep = getattr(request.node, "rep_call", None)
     if rep is None or not rep.failed:
         return
-    for path in ("/var/log/nginx/error.log", "/var/log/apache2/error.log", "/var/log/php8.2-fpm.log"):
+    fpm_logs = target.host.run("ls /var/log/php*-fpm.log 2>/dev/null").stdout.split()  # php8.2-fpm.log, php8.4-fpm.log
+    for path in ("/var/log/nginx/error.log", "/var/log/apache2/error.log", *fpm_logs):
         text = target.log(path)
         if text:
             print(f"--- {target.container}:{path} (last 30 lines)\n" + "\n".join(text.splitlines()[-30:]))
