@@ -343,7 +343,7 @@ def _hbars(items, unit="", color="#445", width=520):
     items = [(str(k), v or 0) for k, v in items]
     if not items:
         return '<p class="muted">none</p>'
-    top = max(v for _, v in items) or 1
+    top = max(v for _label, v in items) or 1
     row, label_w, bar_w = 22, 190, width - 190 - 90
     parts = ['<svg class="chart" width="%d" height="%d" role="img">' % (width, row * len(items) + 4)]
     for i, (label, value) in enumerate(items):
@@ -361,13 +361,13 @@ def _vbars(items, width=380, height=110, color="#b42318"):
     items = list(items)
     if not items:
         return '<p class="muted">no 502/503/504 in the window</p>'
-    top = max(v for _, v in items) or 1
-    bar = max(3, min(24, (width - 40) // len(items)))
+    top = max(v for _hour, v in items) or 1
+    step = max(3, min(24, (width - 40) // len(items)))
     parts = ['<svg class="chart" width="%d" height="%d" role="img">' % (width, height + 24)]
     for i, (label, value) in enumerate(items):
         h = max(1, int((height - 14) * value / top))
         parts.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s</title></rect>' % (
-            34 + i * bar, height - h, bar - 2, h, color, html.escape(label), value))
+            34 + i * step, height - h, step - 2, h, color, html.escape(label), value))
     parts.append('<text x="0" y="12">%s</text><text x="0" y="%d">0</text>' % (top, height))
     first, last = (items[0][0][5:].replace("T", " ") + "h"), (items[-1][0][5:].replace("T", " ") + "h")
     span = first if len(items) == 1 else "%s to %s" % (first, last)
@@ -411,7 +411,7 @@ def _overview(summary):
     out += ['<li data-status="%s">%d %s</li>' % (esc(s), n, esc(_STATUS_LABEL.get(s, s)))
             for s, n in sorted(summary["statuses"].items(), key=lambda x: (-x[1], x[0]))]
     out.append('</ul><h3>Causes across the fleet</h3><div id="causes">%s</div>' % _hbars(
-        [(c, n) for c, n in summary["causes"].items()], unit=" hosts"))
+        list(summary["causes"].items()), unit=" hosts"))
     groups = summary.get("groups") or []
     out.append('<h3>Hosts that share something</h3><ol id="groups">')
     for g in groups[:OVERVIEW_GROUPS]:
@@ -487,7 +487,7 @@ def wp502_report_html(summary, title="wp502 fleet audit", when=""):
     out.append(_SORT_JS)
     if summary.get("sites", 0) > len([r for r in summary["rows"] if r.get("sites")]):
         out.append('<h2>Causes across the sites</h2><div id="site-causes">%s</div>' % _hbars(
-            [(c, n) for c, n in (summary.get("site_causes") or {}).items()], unit=" sites"))
+            list((summary.get("site_causes") or {}).items()), unit=" sites"))
     for kind in ("cause", "suspect", "signature"):
         shared = summary["shared"][kind]
         if shared:
@@ -601,7 +601,7 @@ def wp502_host_html(row, title="wp502 fleet audit", when=""):
         out.append('<p class="muted">no site: the host was %s</p>' % esc(_STATUS_LABEL.get(r.get("status"), str(r.get("status")))))
     hours = sorted((r.get("by_hour") or {}).items())[-48:]
     out.append('<h2>502/503/504 per hour</h2><div id="per-hour"><figure class="chart"><figcaption>%s: %d</figcaption>%s'
-               "</figure></div>" % (esc(host), sum(v for _, v in hours), _vbars(hours)))
+               "</figure></div>" % (esc(host), sum(v for _hour, v in hours), _vbars(hours)))
     out.append('<h2>Worker memory against pool limits</h2><div id="memory">')
     for p in r.get("pools") or []:
         rss = p.get("rss_p95") or 0
@@ -743,10 +743,10 @@ def wp502_emergency_sites(result):
             line = "%s answers %s" % (sid, _answer(site.get("after") or site.get("before")))
         elif state == "broke":
             line = "%s answered %s before, %s now%s" % (sid, _answer(site.get("before")), _answer(site.get("after")),
-                                                       " after " + ", ".join(rungs) if rungs else "")
+                                                        " after " + ", ".join(rungs) if rungs else "")
         elif state == "cdn_only":
             line = "%s fails only through %s%s" % (sid, site.get("cdn") or "its CDN",
-                                                  " (Ray ID %s)" % site["ray_id"] if site.get("ray_id") else "")
+                                                   " (Ray ID %s)" % site["ray_id"] if site.get("ray_id") else "")
         elif state == "planned":
             line = "%s fails (%s); would climb %s" % (sid, _answer(site.get("before")), ", ".join(rungs) or "no rung")
         else:
@@ -788,7 +788,7 @@ def wp502_emergency_outcome(result):
         parts.append("cdn_only: %s" % "; ".join(s["line"] for s in by["cdn_only"]))
     if by["healed"]:
         parts.append("healed %d of %s: %s" % (len(by["healed"]), _plural(len(failing_before), "failing site"),
-                                               ", ".join(s["line"] for s in by["healed"])))
+                                              ", ".join(s["line"] for s in by["healed"])))
     state = next(st for st in _SITE_ORDER if by[st])
     if state == "not_healed" and stopped not in ("", "healthy", "cdn_only"):
         state = "stopped"

@@ -73,7 +73,7 @@ DROPINS = ("advanced-cache.php", "object-cache.php", "db.php", "db-error.php", "
            "blog-suspended.php")
 _ACCESS_502 = re.compile(rb'\[(\d\d)/(\w{3})/(\d{4}):(\d\d):\d\d:\d\d [^\]]*\] "[^"\n]*" (50[234]) ')
 _MONTHS = dict((m, i) for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-                                              "Nov", "Dec"), 1))
+                                             "Nov", "Dec"), 1))
 _SLOW_ENTRY = re.compile(r"^# Time: .*?$|^# Query_time: (?P<qt>[\d.]+)", re.M)
 
 

@@ -322,7 +322,7 @@ def fpm_status(listen, status_path, timeout=2.0):
         return {"error": "status page did not answer: %s" % exc}
     stdout, pos = b"", 0
     while pos + 8 <= len(data):
-        _, rtype, _, length, padding = struct.unpack("!BBHHB", data[pos:pos + 7])
+        _version, rtype, _request_id, length, padding = struct.unpack("!BBHHB", data[pos:pos + 7])
         body = data[pos + 8:pos + 8 + length]
         if rtype == 6:
             stdout += body

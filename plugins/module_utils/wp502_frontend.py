@@ -106,7 +106,7 @@ def parse_nginx(dump):
 
     seen.add(main)
     tree = expand(read(main), fname=main)
-    http = next((c for n, _, c in tree if n == "http" and c is not None), [])
+    http = next((c for n, _args, c in tree if n == "http" and c is not None), [])
     http_settings = dict((n, a) for n, a, c in tree if c is None and n == "error_log")  # main context
     http_settings.update((n, a) for n, a, c in http if c is None and n in INHERITED)
     upstreams = {}

@@ -19,6 +19,7 @@ CDN_HEADERS = (("cf-ray", "cloudflare"), ("x-fastly-request-id", "fastly"), ("x-
                ("cdn-pullzone", "bunnycdn"), ("x-amz-cf-id", "cloudfront"), ("x-akamai-request-id", "akamai"),
                ("x-akamai-transformed", "akamai"))
 
+
 def detect_cdn(headers):
     """The CDN that served a response, from its headers (lower-cased names): (name, request id) or (None, None)."""
     for header, name in CDN_HEADERS:
@@ -162,7 +163,7 @@ def probe_sites(targets, timeout, cookie_paths=(), paths=("/", "/wp-login.php"),
             with lock:
                 results[(sid, kind, path)] = entry
 
-    threads = [threading.Thread(target=worker) for _ in range(max(1, min(int(workers), len(jobs))))]
+    threads = [threading.Thread(target=worker) for _worker in range(max(1, min(int(workers), len(jobs))))]
     for t in threads:
         t.daemon = True  # a request that outlives the deadline is abandoned, not waited for
         t.start()

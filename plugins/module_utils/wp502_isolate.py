@@ -190,9 +190,9 @@ class Isolation:
         can be tried again)."""
         name = unit["unit"]
         if not out:
-            for frm, to in reversed(self.out[name]):
-                if os.path.lexists(to) or not os.path.lexists(frm):
-                    self._rename(to, frm)
+            for moved_from, moved_to in reversed(self.out[name]):
+                if os.path.lexists(moved_to) or not os.path.lexists(moved_from):
+                    self._rename(moved_to, moved_from)  # back where it was
             del self.out[name]
             return
         pairs = [(os.path.join(self.plugin_dir, name), os.path.join(self.off_dir, name))]
@@ -267,7 +267,7 @@ class Isolation:
             entry = self._probe(active)
             if not entry["counted"]:
                 raise PoolsDownError("PHP-FPM's pools were down during the probe with %d plugin(s) in, twice (%s): no "
-                                "culprit can be decided while they are" % (len(active), entry["pools_down"]))
+                                     "culprit can be decided while they are" % (len(active), entry["pools_down"]))
         self.last_healthy = entry["healthy"]
         return self.last_healthy
 

@@ -1080,7 +1080,7 @@ class Scanner:
 
     def _ts_at(self, buf, begin, end):
         pos = begin
-        for _ in range(50):
+        for _line in range(50):  # lines looked at, at most
             if pos >= end:
                 return None
             nl = buf.find(b"\n", pos, end)
@@ -1093,7 +1093,7 @@ class Scanner:
 
     def _last_ts(self, buf, begin, end):
         pos = end - 1  # the newline ending the last line
-        for _ in range(50):
+        for _line in range(50):  # lines looked at, at most
             if pos <= begin:
                 return None
             prev = buf.rfind(b"\n", begin, pos)

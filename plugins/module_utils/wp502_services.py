@@ -114,6 +114,7 @@ class Units:
         entry["seconds"] = round(self.now() - started, 3)
         return entry
 
+
 def listening(target, connect_timeout=0.5):
     """Whether an address a unit serves listens: a unix socket that exists, or a TCP port that accepts."""
     if target.get("path"):

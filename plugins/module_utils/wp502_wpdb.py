@@ -95,7 +95,7 @@ def php_array_dump(items, relist=False):
 def plugin_files(name, raw):
     """The plugin files a list names: the values of ``active_plugins``, the keys of the sitewide list."""
     items = php_array_items(raw)
-    picked = [key if name == "active_sitewide_plugins" else value for key, value, _ in items]
+    picked = [key if name == "active_sitewide_plugins" else value for key, value, _raw_entry in items]
     return [p.decode("utf-8", "replace") for p in picked if isinstance(p, bytes)]
 
 

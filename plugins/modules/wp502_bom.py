@@ -155,8 +155,8 @@ def main():
             inside = any(named.startswith(c + os.sep) for c in content)
         full = os.path.realpath(named)
         if not inside or not named.endswith(".php") or not full.endswith(".php"):
-            skipped.append({"file": rel, "reason": "not a PHP file under %s" % (root if content is None else
-                                                                                 "%s or %s" % (root, content[0]))})
+            where = root if content is None else "%s or %s" % (root, content[0])
+            skipped.append({"file": rel, "reason": "not a PHP file under %s" % where})
             continue
         try:
             with open(full, "rb") as fh:

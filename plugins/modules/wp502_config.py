@@ -247,7 +247,8 @@ def main():
         candidate = write_candidate(real, new.encode("utf-8"))
     except (IOError, OSError) as exc:
         module.fail_json(msg="cannot write a candidate beside %s: %s (nothing changed)" % (real, exc))
-    refused = dict(result, changed=False)  # a refusal changes nothing
+    refused = dict(result)
+    refused["changed"] = False  # a refusal changes nothing
     try:
         if p["validate"]:
             rc, output = validate_candidate(module, p["validate"], candidate, real)

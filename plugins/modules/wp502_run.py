@@ -269,7 +269,6 @@ def _last_end(state_dir):
         return None
 
 
-
 def _worker_alive(lock):
     pid = (lock or {}).get("worker")
     if not isinstance(pid, int) or pid <= 1:

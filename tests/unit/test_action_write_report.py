@@ -26,7 +26,7 @@ def test_files_are_written_with_their_directories_even_in_check_mode(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:]
     out = tmp_path / "out" / "run1"
     assert (out / "report.html").read_text() == "<p>ok</p>" and json.loads((out / "hosts" / "web1.json").read_text()) == {"a": 1}
-    assert not [p for p in out.rglob(".wp502-*")]  # no temporary file left behind
+    assert not list(out.rglob(".wp502-*"))  # no temporary file left behind
 
 
 def test_names_outside_the_directory_are_refused(tmp_path):

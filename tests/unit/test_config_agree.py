@@ -29,7 +29,7 @@ def test_the_editor_finds_every_value_the_evidence_reads(text):
     # the values as read are the values as the editor sees them: setting them again changes nothing
     assert edit.set_fpm_pool(text, name, read) == (text, [])
     # and a change starts from exactly the value the evidence read
-    _, changes = edit.set_fpm_pool(text, name, {key: "changed" for key in read})
+    _text, changes = edit.set_fpm_pool(text, name, {key: "changed" for key in read})
     assert {c["key"]: c["before"] for c in changes} == read
 
 
@@ -64,7 +64,7 @@ def test_nginx_the_rung_edits_the_blocks_the_evidence_reads(dump):
     edited = []
     for fname in fe.nginx_fastcgi_files(dump):
         text = dict(fe.split_nginx_dump(dump))[fname]
-        _, changes = edit.set_nginx_directives(text, {"fastcgi_read_timeout": "999s"})
+        _text, changes = edit.set_nginx_directives(text, {"fastcgi_read_timeout": "999s"})
         edited.extend(fe.nginx_time(c["before"]) if c["before"] else inherited for c in changes)
     # one change per PHP location the evidence reads, each starting from the timeout the evidence reports
     assert read and sorted(edited) == read
@@ -86,6 +86,6 @@ APACHE = [
 @pytest.mark.parametrize("text", APACHE)
 def test_apache_the_rung_edits_the_vhosts_the_evidence_reads(text):
     vhosts = fe.parse_apache([("site.conf", text)])["vhosts"]
-    _, changes = edit.set_apache_directives(text, {"ProxyTimeout": "999"})
+    _text, changes = edit.set_apache_directives(text, {"ProxyTimeout": "999"})
     assert [c["vhost"] for c in changes] == [vh["address"] for vh in vhosts]
     assert [c["before"] for c in changes] == [vh["proxy_timeout"] for vh in vhosts]

@@ -75,7 +75,7 @@ def test_fpm_appends_missing_directives_after_the_last_non_blank_line():
 
 def test_fpm_second_run_changes_nothing():
     settings = {"pm.max_children": 20, "request_terminate_timeout": "60s", "listen.backlog": 511}
-    once, _ = edit.set_fpm_pool(WWW, "www", settings)
+    once, _changes = edit.set_fpm_pool(WWW, "www", settings)
     twice, changes = edit.set_fpm_pool(once, "www", settings)
     assert twice == once
     assert changes == []
@@ -227,14 +227,14 @@ def test_fpm_several_pools_only_the_named_one_changes():
 
 
 def test_fpm_append_stops_before_blank_lines_and_the_next_sections_comment():
-    text, _ = edit.set_fpm_pool(SEVERAL, "www", {"request_terminate_timeout": "60s"})
+    text, _changes = edit.set_fpm_pool(SEVERAL, "www", {"request_terminate_timeout": "60s"})
     assert text == SEVERAL.replace(
         "pm.max_children = 5\n\n\n; The API pool",
         "pm.max_children = 5\n; wp502 emergency run\nrequest_terminate_timeout = 60s\n\n\n; The API pool")
 
 
 def test_fpm_last_section_of_the_file():
-    text, _ = edit.set_fpm_pool(SEVERAL, "cron", {"pm.process_idle_timeout": "10s"})
+    text, _changes = edit.set_fpm_pool(SEVERAL, "cron", {"pm.process_idle_timeout": "10s"})
     assert text == SEVERAL + "; wp502 emergency run\npm.process_idle_timeout = 10s\n"
 
 
@@ -246,7 +246,7 @@ pm = dynamic
 [api]
 pm = static
 """
-    text, _ = edit.set_fpm_pool(src, "www", {"pm.max_children": 8})
+    text, _changes = edit.set_fpm_pool(src, "www", {"pm.max_children": 8})
     assert text == """\
 [www]
 pm = dynamic
@@ -289,7 +289,7 @@ listen.backlog = 511
 
 def test_fpm_empty_section_gets_directives_after_its_header():
     src = "[www]\n\n[api]\npm = static\n"
-    text, _ = edit.set_fpm_pool(src, "www", {"pm.max_children": 4})
+    text, _changes = edit.set_fpm_pool(src, "www", {"pm.max_children": 4})
     assert text == "[www]\n; wp502 emergency run\npm.max_children = 4\n\n[api]\npm = static\n"
 
 
@@ -302,7 +302,7 @@ def test_fpm_crlf_and_tab_indentation_are_kept():
         "",
         "",
     ])
-    text, _ = edit.set_fpm_pool(src, "www", {"pm.max_children": 20, "pm.max_requests": 500})
+    text, _changes = edit.set_fpm_pool(src, "www", {"pm.max_children": 20, "pm.max_requests": 500})
     assert text == "\r\n".join([
         "[www]",
         "\tuser = www-data",
@@ -317,7 +317,7 @@ def test_fpm_crlf_and_tab_indentation_are_kept():
 
 def test_fpm_no_final_newline_stays_without_one():
     src = "[www]\npm = dynamic\npm.max_children = 5"
-    text, _ = edit.set_fpm_pool(src, "www", {"pm.max_children": 6, "pm.start_servers": 2})
+    text, _changes = edit.set_fpm_pool(src, "www", {"pm.max_children": 6, "pm.start_servers": 2})
     assert text == "[www]\npm = dynamic\npm.max_children = 6\n; wp502 emergency run\npm.start_servers = 2"
 
 
@@ -352,12 +352,12 @@ php_admin_value[max_execution_time] = 60
 
 def test_fpm_values_that_need_quotes_get_them():
     settings = {"php_admin_value[disable_functions]": "exec;system", "env[GREETING]": "a=b"}
-    text, _ = edit.set_fpm_pool("[www]\npm = static\n", "www", settings)
+    text, _changes = edit.set_fpm_pool("[www]\npm = static\n", "www", settings)
     assert text == '[www]\npm = static\n; wp502 emergency run\nphp_admin_value[disable_functions] = "exec;system"\nenv[GREETING] = "a=b"\n'
 
 
 def test_fpm_empty_value_gets_a_space():
-    text, _ = edit.set_fpm_pool("[www]\nlisten.backlog =\n", "www", {"listen.backlog": 511})
+    text, _changes = edit.set_fpm_pool("[www]\nlisten.backlog =\n", "www", {"listen.backlog": 511})
     assert text == "[www]\nlisten.backlog = 511\n"
 
 
@@ -449,7 +449,7 @@ def test_nginx_buffers_inserted_in_settings_order():
 
 def test_nginx_second_run_changes_nothing():
     settings = {"fastcgi_read_timeout": "120s", "fastcgi_buffers": "16 32k"}
-    once, _ = edit.set_nginx_directives(VHOST, settings)
+    once, _changes = edit.set_nginx_directives(VHOST, settings)
     assert edit.set_nginx_directives(once, settings) == (once, [])
 
 
@@ -619,7 +619,7 @@ def test_nginx_other_match_directive():
 
 def test_nginx_hash_inside_a_word_is_not_a_comment():
     src = "location / {\n    add_header X-Frag a#b;\n    fastcgi_pass php;\n}\n"
-    text, _ = edit.set_nginx_directives(src, {"fastcgi_read_timeout": "90s"})
+    text, _changes = edit.set_nginx_directives(src, {"fastcgi_read_timeout": "90s"})
     assert text == "location / {\n    add_header X-Frag a#b;\n    fastcgi_pass php;\n    fastcgi_read_timeout 90s;\n}\n"
 
 
@@ -685,7 +685,7 @@ def test_apache_inserts_after_the_virtualhost_line():
 
 def test_apache_second_run_changes_nothing():
     settings = {"Timeout": 120, "ProxyTimeout": 120}
-    once, _ = edit.set_apache_directives(APACHE, settings)
+    once, _changes = edit.set_apache_directives(APACHE, settings)
     assert edit.set_apache_directives(once, settings) == (once, [])
 
 
@@ -747,13 +747,13 @@ def test_apache_every_vhost_even_inside_ifmodule():
 
 def test_apache_top_level_outside_vhosts_is_not_touched_when_there_are_vhosts():
     src = "Timeout 300\n<VirtualHost *:80>\n  ServerName a\n</VirtualHost>\n"
-    text, _ = edit.set_apache_directives(src, {"Timeout": 60})
+    text, _changes = edit.set_apache_directives(src, {"Timeout": 60})
     assert text == "Timeout 300\n<VirtualHost *:80>\n  Timeout 60\n  ServerName a\n</VirtualHost>\n"
 
 
 def test_apache_empty_vhost_gets_four_spaces_more():
     src = "<IfModule mod_ssl.c>\n  <VirtualHost *:443>\n  </VirtualHost>\n</IfModule>\n"
-    text, _ = edit.set_apache_directives(src, {"ProxyTimeout": 60})
+    text, _changes = edit.set_apache_directives(src, {"ProxyTimeout": 60})
     assert text == "<IfModule mod_ssl.c>\n  <VirtualHost *:443>\n      ProxyTimeout 60\n  </VirtualHost>\n</IfModule>\n"
 
 
@@ -791,7 +791,7 @@ def test_apache_continuation_lines():
 
 def test_apache_crlf():
     src = "<VirtualHost *:80>\r\n    ServerName a\r\n    ProxyTimeout 15\r\n</VirtualHost>\r\n"
-    text, _ = edit.set_apache_directives(src, {"ProxyTimeout": 120, "Timeout": 120})
+    text, _changes = edit.set_apache_directives(src, {"ProxyTimeout": 120, "Timeout": 120})
     assert text == "<VirtualHost *:80>\r\n    Timeout 120\r\n    ServerName a\r\n    ProxyTimeout 120\r\n</VirtualHost>\r\n"
 
 
@@ -830,7 +830,7 @@ def test_apache_append_adds_the_missing_final_newline():
 
 
 def test_apache_directive_without_value():
-    text, _ = edit.set_apache_directives("<VirtualHost *:80>\n    ProxyTimeout\n</VirtualHost>\n", {"ProxyTimeout": 60})
+    text, _changes = edit.set_apache_directives("<VirtualHost *:80>\n    ProxyTimeout\n</VirtualHost>\n", {"ProxyTimeout": 60})
     assert text == "<VirtualHost *:80>\n    ProxyTimeout 60\n</VirtualHost>\n"
 
 
@@ -851,9 +851,9 @@ def test_apache_refuses_line_breaks():
 # --- all three -------------------------------------------------------------------------------
 
 def test_a_leading_bom_is_kept_and_does_not_hide_the_first_line():
-    text, _ = edit.set_fpm_pool("\ufeff[www]\npm.max_children = 5\n", "www", {"pm.max_children": 20})
+    text, _changes = edit.set_fpm_pool("\ufeff[www]\npm.max_children = 5\n", "www", {"pm.max_children": 20})
     assert text == "\ufeff[www]\npm.max_children = 20\n"
-    text, _ = edit.set_nginx_directives("\ufeff\ufefffastcgi_pass php;\n", {"fastcgi_read_timeout": "60s"})
+    text, _changes = edit.set_nginx_directives("\ufeff\ufefffastcgi_pass php;\n", {"fastcgi_read_timeout": "60s"})
     assert text == "\ufeff\ufefffastcgi_pass php;\nfastcgi_read_timeout 60s;\n"
     text, changes = edit.set_apache_directives("\ufeff<VirtualHost *:80>\n</VirtualHost>\n", {"Timeout": 60})
     assert text == "\ufeff<VirtualHost *:80>\n    Timeout 60\n</VirtualHost>\n"
@@ -909,7 +909,7 @@ def test_unified_diff_marks_a_missing_final_newline():
 
 
 def test_unified_diff_of_an_edit():
-    after, _ = edit.set_nginx_directives(VHOST, {"fastcgi_read_timeout": "120s"})
+    after, _changes = edit.set_nginx_directives(VHOST, {"fastcgi_read_timeout": "120s"})
     assert edit.unified_diff(VHOST, after, "etc/nginx/sites-enabled/wordpress") == """\
 --- a/etc/nginx/sites-enabled/wordpress
 +++ b/etc/nginx/sites-enabled/wordpress

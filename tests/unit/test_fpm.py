@@ -190,7 +190,7 @@ def test_pool_files_read_as_php_fpm_reads_them():
     read = files.__getitem__
 
     def expand(pattern):
-        head, _, tail = pattern.partition("*")
+        head, _star, tail = pattern.partition("*")
         return sorted(p for p in files if p.startswith(head) and p.endswith(tail))
 
     conf = fpm.parse_fpm_config("/etc/php/8.2/fpm/php-fpm.conf", read=read, expand=expand)

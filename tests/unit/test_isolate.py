@@ -110,8 +110,8 @@ def test_database_errors_are_clear_and_hide_the_password():
 
 
 # ---- the rung on a real directory tree ---------------------------------------------------------------
-PLUGINS = ["akismet/akismet.php", "contact/contact.php", "hello.php", "seo/seo.php", "cache/cache.php",
-           "forms/forms.php", "shop/shop.php", "slow/slow.php"]
+PLUGINS = ("akismet/akismet.php", "contact/contact.php", "hello.php", "seo/seo.php", "cache/cache.php",
+           "forms/forms.php", "shop/shop.php", "slow/slow.php")
 
 
 class DB:
@@ -481,9 +481,12 @@ def test_a_database_failing_at_the_end_puts_the_plugins_back(tmp_path, broken, r
     iso, db, _journal, plugin_dir, _probes = rung(tmp_path, ["slow"])
     before = tree(tmp_path / "wp-content")
 
+    def cannot_connect(*_args):
+        raise DBError("ERROR 2002: Can't connect")
+
     def on_probe(n, _db):
         if n == 3:
-            setattr(db, broken, lambda *a: (_ for _ in ()).throw(DBError("ERROR 2002: Can't connect")))
+            setattr(db, broken, cannot_connect)
 
     iso.probe, probe = (lambda: (on_probe(len(iso.trail) + 1, db), probe())[1]), iso.probe
     with pytest.raises(wp502_isolate.RungFailedError, match="Can't connect") as failed:

@@ -144,7 +144,7 @@ def _race(state, contenders, stale_after=900):
     for proc in procs:
         proc.start()
     outcome = {}
-    for _ in procs:
+    for _proc in procs:
         run_id, what, msg = results.get(timeout=60)
         outcome[run_id] = (what, msg)
     for proc in procs:

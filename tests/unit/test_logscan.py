@@ -23,7 +23,7 @@ def corpus():
     for name in ("public_lines.jsonl", "lab_lines.jsonl"):
         for n, raw in enumerate((FIXTURES / name).read_text(encoding="utf-8").splitlines(), 1):
             row = json.loads(raw)
-            yield pytest.param(row, id=f"{name.split('_')[0]}-{n}-{row['signature']}")
+            yield pytest.param(row, id=f"{name.split('_', 1)[0]}-{n}-{row['signature']}")
 
 
 @pytest.mark.parametrize("row", list(corpus()))
@@ -107,15 +107,15 @@ def test_odd_lines(signature, line):
 
 
 def test_details_name_upstream_request_pool_and_signal():
-    _, d = ls.classify_line(ODD[0][1])
+    _signature, d = ls.classify_line(ODD[0][1])
     assert d["upstream"] == "unix:/run/php/php8.3-fpm-my.site.sock"
     assert d["request"] == "/"
-    _, d = ls.classify_line(ODD[1][1])
+    _signature, d = ls.classify_line(ODD[1][1])
     assert d["upstream"] == "127.0.0.1:9000"
     assert d["request"] == "/wp-admin/admin-ajax.php"
-    _, d = ls.classify_line(ODD[7][1])
+    _signature, d = ls.classify_line(ODD[7][1])
     assert (d["pool"], d["pid"], d["signal"]) == ("www", 4411, "SIGKILL")
-    _, d = ls.classify_line(ODD[9][1])
+    _signature, d = ls.classify_line(ODD[9][1])
     assert d["request"] == "/wp-admin/admin-ajax.php"
     assert ls.classify_line('x upstream: "fastcgi://unix:///var/run/php-fpm.sock" upstream timed out (110: x)')[1]["upstream"] \
         == "unix:/var/run/php-fpm.sock"
@@ -202,7 +202,7 @@ def scan(paths, **kw):
 
 def test_all_keys_always_present_and_samples_bounded(tmp_path):
     log = tmp_path / "error.log"
-    log.write_text("".join(nginx_line(time.time(), req="/" + "x" * 5000) for _ in range(9)))
+    log.write_text("".join(nginx_line(time.time(), req="/" + "x" * 5000) for _line in range(9)))
     res = scan([log], since_epoch=None, max_samples=3)
     assert set(res["signatures"]) == set(ls.SIGNATURES)
     t = res["signatures"]["upstream_timeout"]
@@ -627,7 +627,7 @@ def test_fatal_fastcgi_stderr_names_the_plugin(tmp_path):
 def test_random_bytes_never_raise_and_memory_stays_bounded(tmp_path, seed):
     rng = random.Random(seed)
     pieces = []
-    for _ in range(400):
+    for _piece in range(400):
         choice = rng.random()
         if choice < 0.3:
             pieces.append(rng.randbytes(rng.randint(0, 3000)))
@@ -648,7 +648,7 @@ def test_random_bytes_never_raise_and_memory_stays_bounded(tmp_path, seed):
         for kind in ls.KINDS:
             res = scan([tmp_path / "fuzz.log"], since_epoch=None, kind=kind, chunk_size=1 << 16)
             assert set(res["signatures"]) == set(ls.SIGNATURES)
-        _, peak = tracemalloc.get_traced_memory()
+        _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 48 * 1024 * 1024
@@ -800,7 +800,7 @@ def test_php_error_log_timestamps(line, expected):
 # test below holds it to the obvious reading (split the file into lines; classify every line one of its kind's
 # PREFILTERS selects), so that no shortcut can miss, add or double-count a line.
 
-LABELLED = [row["line"] for row in (p.values[0] for p in corpus())] + [line for _, line in ODD]
+LABELLED = [row["line"] for row in (p.values[0] for p in corpus())] + [line for _signature, line in ODD]
 # Near misses of every literal SCAN_PASSES merges: one character short, or cut at the word the merged pass finds.
 NEAR_MISSES = [
     "AH0107: failed", "AH01079 failed", "AH1012:", "AH10124", "AH: x", "End of script output before header",
@@ -818,7 +818,7 @@ def fuzz_lines(seed, count=400):
     rng = random.Random(seed)
     pool = LABELLED + NEAR_MISSES
     out = []
-    for _ in range(count):
+    for _line in range(count):
         a, b = rng.choice(pool).encode(), rng.choice(pool).encode()
         i, j = rng.randint(0, len(a)), rng.randint(0, len(b))
         salt = rng.randbytes(rng.randint(0, 6)).replace(b"\n", b"")
@@ -978,8 +978,8 @@ def test_gzip_reads_what_the_plain_file_reads(tmp_path):
 @pytest.mark.parametrize("shape", ["sparse", "dense", "sparse-then-dense", "dense-then-sparse", "none", "all"])
 def test_newline_counter_counts_what_bytes_count_counts(shape):
     rng = random.Random(shape)
-    long_lines = b"".join(rng.randbytes(rng.randint(0, 900)).replace(b"\n", b"") + b"\n" for _ in range(2000))
-    short_lines = b"".join(b"x" * rng.randint(0, 12) + b"\n" for _ in range(100000))
+    long_lines = b"".join(rng.randbytes(rng.randint(0, 900)).replace(b"\n", b"") + b"\n" for _line in range(2000))
+    short_lines = b"".join(b"x" * rng.randint(0, 12) + b"\n" for _line in range(100000))
     data = {"sparse": long_lines, "dense": short_lines, "sparse-then-dense": long_lines + short_lines,
             "dense-then-sparse": short_lines + long_lines, "none": b"x" * 300000, "all": b"\n" * 300000}[shape]
     buf = bytearray(data + b"junk\n\n")  # bytes past the range are never counted
@@ -1003,7 +1003,7 @@ def test_gzip_source_hands_out_exactly_the_decompressed_bytes(tmp_path, monkeypa
     monkeypatch.setattr(ls._GzipSource, "FEED", feed)
     monkeypatch.setattr(ls._GzipSource, "PIECE", piece)
     rng = random.Random(feed * 31 + piece)
-    text = b"".join(rng.choice([b"upstream timed out\n", rng.randbytes(rng.randint(0, 300)), b"\0" * 50]) for _ in range(400))
+    text = b"".join(rng.choice([b"upstream timed out\n", rng.randbytes(rng.randint(0, 300)), b"\0" * 50]) for _line in range(400))
     members = gzip.compress(text[:5000]) + gzip.compress(b"") + gzip.compress(text[5000:], compresslevel=1)
     for name, data, whole in [("plain", members, True), ("padded", members + b"\0" * 3000, True),
                               ("cut", members[: len(members) - 40], False)]:

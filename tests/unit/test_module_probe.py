@@ -45,7 +45,6 @@ def port():
     srv.shutdown()
 
 
-
 def test_healthy_origin_with_the_site_host_header(port, run_module):
     out = run_module(mod, port=port, host="shop.example.com", paths=["/", "/wp-login.php"])
     assert out["healthy"] is True and out["tries"] == 1 and out["changed"] is False

@@ -127,7 +127,7 @@ def test_a_site_that_answered_for_the_evidence_but_fails_now_gets_its_own_steps(
     # a answered for the evidence (not in this plan) and fails now: its own steps after the plan's
     steps = ladder_filter.wp502_ladder_for(PLAN[2:], ["a", "c"], None, sites)
     assert [(s["rung"], s["sites"]) for s in steps] == [("plugins", ["c"]), ("bom", ["c"]), ("restart_fpm", ["a"]),
-                                                       ("plugins", ["a"])]
+                                                        ("plugins", ["a"])]
     # a host rung already in the ladder serves it too
     steps = ladder_filter.wp502_ladder_for(PLAN[:1], ["b", "c"], ["restart_fpm", "plugins"], sites[:1] + sites[2:] + [
         {"id": "b", "plan": [{"rung": "restart_fpm", "sites": ["b"], "scope": "host"}]}])

@@ -272,7 +272,7 @@ def test_bom_files_are_only_those_proven_loaded(tmp_path, monkeypatch):
 def test_an_unreadable_database_proves_no_plugin_or_theme_loaded(tmp_path, monkeypatch):
     root = wp_tree(tmp_path / "a")
     c = collector(monkeypatch, db={"reachable": False, "error": "ERROR 2002 (HY000): Can't connect"})
-    (site,), _ = read_sites(c, [{"kind": "nginx", "names": ["a.test"], "root": str(root), "listen": ["80"]}])
+    (site,), _front = read_sites(c, [{"kind": "nginx", "names": ["a.test"], "root": str(root), "listen": ["80"]}])
     wp = site["wordpress"]
     assert sorted(wp["bom_files"]) == ["wp-content/mu-plugins/lib/inc.php", "wp-content/mu-plugins/loader.php",
                                        "wp-content/object-cache.php", "wp-includes/load.php"]
@@ -317,7 +317,7 @@ def test_wp_config_one_level_up_and_a_given_site_without_wordpress_is_kept(tmp_p
     wp_tree(base / "web")
     (base / "web" / "wp-config.php").rename(base / "wp-config.php")
     c = collector(monkeypatch, sites=[{"path": str(tmp_path / "nothing"), "host": "given.test"}])
-    sites, _ = read_sites(c, [{"kind": "nginx", "names": ["web1.test"], "root": str(base / "web"), "listen": ["80"]}])
+    sites, _front = read_sites(c, [{"kind": "nginx", "names": ["web1.test"], "root": str(base / "web"), "listen": ["80"]}])
     given, web = sites
     assert given["id"] == "given.test" and given["wordpress"] is None
     assert web["wordpress"]["config"] == str(base / "wp-config.php") and web["wordpress"]["config_rel"] == "../wp-config.php"
@@ -494,7 +494,7 @@ def test_a_wp_content_dir_known_only_to_php_proves_nothing_outside_core(tmp_path
     root = wp_tree(tmp_path / "bedrock", config="define('WP_CONTENT_DIR', getenv('CONTENT_DIR'));\n")
     c = collector(monkeypatch, db={"reachable": True, "active_plugins": ["active/active.php"],
                                    "themes": {"template": "parent", "stylesheet": "child"}})
-    (site,), _ = read_sites(c, [{"kind": "nginx", "names": ["b.test"], "root": str(root), "listen": ["80"]}])
+    (site,), _front = read_sites(c, [{"kind": "nginx", "names": ["b.test"], "root": str(root), "listen": ["80"]}])
     wp = site["wordpress"]
     assert wp["content_dir_resolved"] is False and wp["bom_files"] == ["wp-includes/load.php"]
     assert "wp-content/plugins/active/active.php" in wp["bom_files_unproven"] and wp["bom_files_inactive"] == []

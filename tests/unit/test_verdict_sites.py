@@ -42,7 +42,7 @@ def host(**http):
         sites.append({"id": sid, "names": [sid, "www." + sid], "docroot": root, "server": "nginx",
                       "error_log": SHARED_LOG, "upstreams": [f"unix:/run/php/{sock}.sock"], "pools": [pool],
                       "fpm_services": ["php8.2-fpm"], "url": None, "wordpress": wp(root),
-                      "http": copy.deepcopy(http.get(sid.split(".")[0], UP))})
+                      "http": copy.deepcopy(http.get(sid.split(".", 1)[0], UP))})
     return {"sites": sites,
             "fpm": {"services": [{"name": "php8.2-fpm", "active": "active"}], "pools": pools},
             "frontend": {"kind": "nginx", "active": "active"},
@@ -126,7 +126,7 @@ def test_two_sites_broken_two_ways(tmp_path):
     assert c["top_cause"] == "healthy"  # shares a's pool, but the slow stacks are in a's docroot
     plan = lad.plan_ladder(ev["sites"])
     assert [(p["rung"], p["sites"]) for p in plan] == [("restart_fpm", ["siteb.test"]), ("plugins", ["a.test"]),
-                                                        ("frontend", ["a.test"])]
+                                                       ("frontend", ["a.test"])]
 
 
 def test_a_pool_shared_by_two_sites_saturates_both_and_not_the_third(tmp_path):
