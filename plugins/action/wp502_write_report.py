@@ -44,42 +44,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.plugins.filter.core import to_nice_json
 
-DOCUMENTATION = r"""
----
-action: wp502_write_report
-short_description: Write a report's files on the controller (no module run, check mode included)
-options:
-  dir:
-    description: Directory to create (with its parents) and write into.
-    type: path
-    required: true
-  files:
-    description: File names (relative paths inside O(dir)) and their text.
-    type: dict
-    default: {}
-  hosts:
-    description:
-      - Hosts whose C(wp502_evidence_result) the action writes as C(hosts/HOST.json) (an object whose C(collected) is
-        false when a host has none), read from the hosts' variables one at a time, not through a template.
-    type: list
-    elements: str
-    default: []
-  summary:
-    description: The fleet summary (C(wp502_fleet_summary)); when given, the result has C(console).
-    type: dict
-  console_limit:
-    description: Unhealthy hosts named in C(console); the others are counted ("and N more").
-    type: int
-    default: 20
-  title:
-    description: The report's title, on the first line of C(console).
-    type: str
-    default: wp502 fleet audit
-  generated:
-    description: When the audit ran, on the first line of C(console).
-    type: str
-    default: ""
-"""
+# The options and what the action returns are documented in plugins/modules/wp502_write_report.py (ansible-doc
+# wp502.wp502.wp502_write_report), the module file a collection's action plugin needs for its documentation.
 
 # Groups named on the console (the largest; summary.json and report.html hold them all).
 CONSOLE_GROUPS = 5
