@@ -46,10 +46,11 @@ lab-reset: venv ## put every lab host back to its healthy baseline
 demo: lab ## the main job on the built-in lab: break three hosts and show what they answer
 	$(BIN)/ansible-playbook playbooks/lab-demo.yml
 
-test: venv docker ## the test suite: lint, unit tests, the collection, the 2.21 controller, the report in Chromium, lab tests, Molecule
+test: venv docker ## the test suite: lint, unit tests, the collection and its ansible-test sanity, the 2.21 controller, the report in Chromium, lab tests, Molecule
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) collection
+	$(MAKE) sanity
 	$(MAKE) compat
 	$(MAKE) browser-test
 	$(MAKE) images
