@@ -499,3 +499,53 @@ def last_run(state_dir=DEFAULT_STATE_DIR):
             return fh.read().decode().strip() or None
     except (IOError, OSError):
         return None
+
+
+def last_end(state_dir=DEFAULT_STATE_DIR):
+    """When the last run that acted on the host ended: ``{"run_id", "at"}``, or None."""
+    try:
+        with open(os.path.join(state_dir, "last_end"), "r") as fh:
+            return json.load(fh)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def take_host(run_id, state_dir=DEFAULT_STATE_DIR, stale_minutes=15, storm_minutes=10, force=False, owner=None,
+              check_mode=False, environ=None, now=time.time):
+    """Take the host for ``run_id`` (``wp502_run state=locked``, and ``wp502_evidence``'s ``lock``).
+
+    Storm control first (the last run that acted ended less than ``storm_minutes`` ago, unless ``force``),
+    then the lock itself (:meth:`Journal.acquire`; in check mode, only whether it could be taken). Returns
+    the module result: ``{"changed", "run_id", "lock", "last_run", "recovered"?}``, with ``"msg"`` when the
+    host is refused (the caller fails with it, or reports it).
+    """
+    if not run_id or not RUN_ID.match(run_id):
+        return {"changed": False, "run_id": run_id,
+                "msg": "run_id %r must be letters, digits, dots, dashes or underscores" % (run_id,)}
+    journal = Journal(run_id, state_dir, stale_after=stale_minutes * 60, now=now)
+    held = journal.read_lock()
+    who = dict(owner_from_env(environ), **dict((k, v) for k, v in (owner or {}).items() if v not in (None, "")))
+    ended = last_end(state_dir)
+    if (storm_minutes and not force and ended and ended.get("run_id") != run_id
+            and now() - ended.get("at", 0) < storm_minutes * 60):
+        return {"changed": False, "run_id": run_id, "lock": held, "last_run": last_run(state_dir),
+                "msg": "run %s ended on this host %s ago: a new emergency run within %d minutes is refused "
+                       "(remediation storm). Look at that run's result (runs/%s/result.json under %s), or run "
+                       "again with -e wp502_emergency_force=true (module option force=true)."
+                       % (ended.get("run_id"), ago(now() - ended.get("at", 0)), storm_minutes,
+                          ended.get("run_id"), state_dir)}
+    if check_mode:
+        why = journal.would_refuse(force=force, owner=who)
+        result = {"changed": not held or held.get("run_id") != run_id, "run_id": run_id, "lock": held,
+                  "last_run": last_run(state_dir)}
+        if why:
+            result.update(changed=False, msg=why)
+        return result
+    try:
+        got = journal.acquire(force=force, owner=who)
+    except LockedError as exc:
+        return {"changed": False, "run_id": run_id, "lock": exc.holder, "last_run": last_run(state_dir), "msg": str(exc)}
+    except OSError as exc:
+        return {"changed": False, "run_id": run_id, "msg": "cannot write the lock under %s: %s" % (state_dir, exc)}
+    return {"changed": True, "run_id": run_id, "recovered": got["recovered"], "lock": journal.read_lock(),
+            "last_run": last_run(state_dir)}

@@ -220,3 +220,10 @@ def judge(before, after):
     broke = [i for i in ids if i in before and before[i] and not now[i]]
     healed = all(now[i] for i in before if not before[i]) and not broke
     return {"healed": healed, "answering": answering, "failing": failing, "fixed": fixed, "broke": broke}
+
+
+def failing_at_origin(sites):
+    """The ids of the sites (``wp502_evidence``'s ``sites``) that did not answer at their origin: the ladder's
+    starting point, and what makes the emergency take the host. A site whose probe could not run (``http.
+    origin_healthy`` None) counts as failing, as the ladder counts it; a host with no site has none."""
+    return [s.get("id") for s in sites or [] if ((s.get("http") or {}).get("origin_healthy")) is not True]

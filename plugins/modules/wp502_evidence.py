@@ -164,10 +164,43 @@ options:
         type: list
         elements: str
         default: []
+  lock:
+    description:
+      - Take the host for an emergency run in the same round trip, exactly as C(wp502_run state=locked) does (storm
+        control, then the lock), but only when a site does not answer at its origin (C(http.origin_healthy) of RV(sites)
+        not true), so that a host whose every site answers is never locked. RV(lock) says what came of it.
+      - The suboptions are C(wp502_run)'s options of the same names.
+    type: dict
+    suboptions:
+      run_id:
+        description: The run's id (letters, digits, dashes, dots, underscores).
+        type: str
+        required: true
+      state_dir:
+        description: Where locks, journals and backups live on the host.
+        type: path
+        default: /var/lib/wp502
+      stale_minutes:
+        description: A lock without a heartbeat for this long belongs to a dead run.
+        type: int
+        default: 15
+      storm_minutes:
+        description: Refuse a new run this soon after the last one ended (0 turns storm control off).
+        type: int
+        default: 10
+      force:
+        description: Take a live lock or ignore storm control. Only after checking the other run is gone.
+        type: bool
+        default: false
+      owner:
+        description: Where the run comes from (C(controller), C(user), C(pid), C(host)), recorded in the lock.
+        type: dict
 attributes:
   check_mode:
     support: full
-    description: The module only reads; check mode runs the same collection.
+    description:
+      - The module only reads; check mode runs the same collection. With O(lock), check mode only says whether the
+        host could be taken.
   diff_mode:
     support: none
     description: Nothing is changed.
@@ -436,6 +469,15 @@ collected_at:
   description: When the evidence was collected (ISO-8601).
   returned: always
   type: str
+lock:
+  description:
+    - With O(lock), when a site failed at its origin, what C(wp502_run state=locked) returns (C(run_id), C(lock), the
+      lock now on the host, C(last_run), C(recovered)), with C(msg) when the host was refused (another run holds it,
+      or storm control).
+  returned: when O(lock) is given and a site does not answer at its origin
+  type: dict
+  sample: {"changed": true, "run_id": "20261201T213005-wp1-3f9a2c", "recovered": null, "last_run": null,
+           "lock": {"run_id": "20261201T213005-wp1-3f9a2c", "started_utc": "2026-12-01T21:30:05Z"}}
 collect_seconds:
   description: How long the collection took on the host.
   returned: always
@@ -447,6 +489,8 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_collect import Collector
 from ansible.module_utils.wp502_host import deadline_runner
+from ansible.module_utils.wp502_journal import take_host
+from ansible.module_utils.wp502_ladder import failing_at_origin
 from ansible.module_utils.wp502_logscan import lower_priority, parse_since
 
 
@@ -479,6 +523,14 @@ def main():
                 cause=dict(type="str"),
                 signatures=dict(type="list", elements="str", default=[]),
             )),
+            lock=dict(type="dict", options=dict(
+                run_id=dict(type="str", required=True),
+                state_dir=dict(type="path", default="/var/lib/wp502"),
+                stale_minutes=dict(type="int", default=15),
+                storm_minutes=dict(type="int", default=10),
+                force=dict(type="bool", default=False),
+                owner=dict(type="dict"),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -506,7 +558,17 @@ def main():
                           cookie_paths=p["probe_cookie_paths"], known_culprits=p["known_culprits"],
                           workers_per_cpu=p["workers_per_cpu"])
     evidence = collector.collect()
-    module.exit_json(changed=False, **evidence)
+    changed = False
+    lock = p["lock"]
+    # Only a host where a site fails at its origin is taken (the emergency's ladder starts there); the
+    # lock comes after the collection, which only reads.
+    if lock and failing_at_origin(evidence.get("sites")):
+        owner = dict((k, v) for k, v in (lock["owner"] or {}).items() if k in ("controller", "user", "pid", "host"))
+        evidence["lock"] = take_host(lock["run_id"], lock["state_dir"], stale_minutes=lock["stale_minutes"],
+                                     storm_minutes=lock["storm_minutes"], force=lock["force"], owner=owner,
+                                     check_mode=module.check_mode)
+        changed = bool(evidence["lock"].get("changed")) and not module.check_mode
+    module.exit_json(changed=changed, **evidence)
 
 
 if __name__ == "__main__":

@@ -175,74 +175,8 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wp502_http import healthy, probe_paths, probe_sites
-from ansible.module_utils.wp502_ladder import judge
-
-
-def _targets(module, sites):
-    """The sites to ask, as wp502_http.probe_sites takes them; a bad entry fails with what is wrong."""
-    targets, seen = [], set()
-    for site in sites:
-        sid = site.get("id")
-        if not isinstance(sid, str) or not sid or sid in seen:
-            module.fail_json(msg="every site needs a unique id, not %r" % (sid,))
-        seen.add(sid)
-        port = site.get("port") or 80
-        scheme = site.get("scheme") or "http"
-        url = site.get("url")
-        if not isinstance(port, int) or not 0 < port < 65536 or scheme not in ("http", "https"):
-            module.fail_json(msg="site %s: port must be 1..65535 and scheme http or https, not %r/%r" % (sid, port, scheme))
-        if url and not re.match(r"^https?://[^/\s]+", str(url)):
-            module.fail_json(msg="site %s: url must be an http:// or https:// URL, not %r" % (sid, url))
-        targets.append({"id": sid, "host": site.get("probe_host") or site.get("host") or "localhost", "port": port,
-                        "scheme": scheme, "url": url or None})
-    return targets
-
-
-def probe_all(module, p):
-    """Every site at once; with ``answering``, retried until the judgement says healed (or retries run out)."""
-    targets = _targets(module, p["sites"])
-    ids = [t["id"] for t in targets]
-    before = None
-    if p["answering"] is not None:
-        unknown = sorted(set(p["answering"]) - set(ids))
-        if unknown:
-            module.fail_json(msg="answering names sites that are not in sites: %s" % ", ".join(unknown))
-        before = dict((sid, sid in p["answering"]) for sid in ids)
-    expect = None
-    if p["expect"] is not None:
-        unknown = sorted(set(p["expect"]) - set(ids))
-        if unknown or before is None:
-            module.fail_json(msg="expect needs answering, and only names sites in sites (not: %s)" % ", ".join(unknown))
-        expect = list(p["expect"])
-    tries = 0
-    while True:
-        tries += 1
-        got = probe_sites(targets, p["deadline"], cookie_paths=p["cookie_paths"], paths=p["paths"])
-        sites = {}
-        for sid in ids:
-            entry = dict(got["sites"].get(sid) or {"origin": {}})
-            entry["healthy"] = healthy(entry.get("origin") or {}, p["deadline"], accept=p["accept"],
-                                       cookie_paths=p["cookie_paths"])
-            entry.pop("origin_healthy", None)
-            sites[sid] = entry
-        after = dict((sid, sites[sid]["healthy"]) for sid in ids)
-        verdict = judge(before, after) if before is not None else None
-        if verdict is None:
-            done = all(after.values())
-        elif expect is not None:
-            done = verdict["healed"] or (not verdict["broke"] and all(after[sid] for sid in expect))
-        else:
-            done = verdict["healed"]
-        if done or tries > p["retries"]:
-            break
-        time.sleep(p["delay"])
-    result = {"changed": False, "healthy": all(after.values()) and bool(ids), "sites": sites, "tries": tries,
-              "failing": [sid for sid in ids if not after[sid]], "skipped": got.get("skipped") or [],
-              "seconds": got.get("seconds")}
-    if verdict is not None:
-        result["judgement"] = verdict
-    return result
+from ansible.module_utils.wp502_ask import ask_sites
+from ansible.module_utils.wp502_http import healthy, probe_paths
 
 
 def main():
@@ -278,7 +212,12 @@ def main():
         module.fail_json(msg="url must be an http:// or https:// URL, not %r" % p["url"])
 
     if p["sites"] is not None:
-        module.exit_json(**probe_all(module, p))
+        try:
+            module.exit_json(**ask_sites(p["sites"], p["deadline"], accept=p["accept"], cookie_paths=p["cookie_paths"],
+                                         paths=p["paths"], retries=p["retries"], delay=p["delay"],
+                                         answering=p["answering"], expect=p["expect"]))
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     if p["answering"] is not None:
         module.fail_json(msg="answering is only used with sites")
 

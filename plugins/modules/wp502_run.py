@@ -35,6 +35,9 @@ description:
     does); each command has the deadline O(service_timeout). Then, with O(wait_for), it waits up to O(wait_timeout)
     seconds for the addresses the units serve (PHP-FPM pools' sockets and ports, the database's socket) to listen
     again. A unit that could not be restarted or reloaded fails the task, with RV(services) saying which and why.
+  - With O(probe), once every unit is back, every site is asked in the same round trip, exactly as
+    C(wp502_probe) asks them with O(probe.sites), and RV(probe) is what C(wp502_probe) would return, so that the
+    emergency's restart and reload rungs act and check in one round trip.
   - C(state=status) reports the lock, the last run and its journal without changing anything.
 version_added: "0.1.0"
 author:
@@ -108,6 +111,52 @@ options:
     description: How long, in seconds, to wait for all of O(wait_for).
     type: float
     default: 10
+  probe:
+    description:
+      - With C(state=restarted) or C(state=reloaded), the sites to ask once every unit is back (not in check mode,
+        and not when a unit failed), as C(wp502_probe) asks them; see its options of the same names.
+    type: dict
+    suboptions:
+      sites:
+        description: Every site of the host, each a dict with C(id), C(host) or C(probe_host), C(port), C(scheme), C(url).
+        type: list
+        elements: dict
+        required: true
+      answering:
+        description: The ids of the sites that answered before; the result then has a C(judgement).
+        type: list
+        elements: str
+      expect:
+        description: With O(probe.answering), the ids of the sites the action is meant to heal.
+        type: list
+        elements: str
+      paths:
+        description: Paths that must all answer.
+        type: list
+        elements: str
+        default: [/, /wp-login.php]
+      deadline:
+        description: Seconds each path has to answer.
+        type: float
+        default: 5
+      accept:
+        description: Status codes that count as healthy.
+        type: list
+        elements: int
+        default: [200]
+      cookie_paths:
+        description: Paths whose answer must also set a cookie.
+        type: list
+        elements: str
+        default: [/wp-login.php]
+      retries:
+        description: How many more times to ask while the sites do not answer as they should.
+        type: int
+        default: 0
+      delay:
+        description: Seconds between two tries.
+        type: float
+        default: 2
   owner:
     description:
       - With C(state=locked), where the run comes from, recorded in the lock and named in the refusal another run
@@ -158,6 +207,17 @@ EXAMPLES = r"""
     services: [php8.2-fpm]
     wait_for:
       - path: /run/php/php8.2-fpm.sock
+
+- name: Restart PHP-FPM and ask every site, in one round trip
+  wp502_run:
+    state: restarted
+    services: [php8.2-fpm]
+    probe:
+      sites: "{{ wp502_evidence.probe.targets }}"
+      answering: []
+      expect: ["/var/www/wordpress"]
+      retries: 3
+  register: wp502_restart
 
 - name: Put everything back from the last run
   wp502_run:
@@ -235,6 +295,15 @@ timed_out:
   returned: when state is restarted or reloaded
   type: list
   elements: str
+probe:
+  description:
+    - With O(probe), what C(wp502_probe) returns for O(probe.sites) (C(healthy), C(sites), C(tries), C(failing),
+      C(skipped), C(seconds), and C(judgement) with O(probe.answering)), asked once every unit was back.
+  returned: when state is restarted or reloaded, O(probe) is given, every unit is back, and not in check mode
+  type: dict
+  sample: {"healthy": true, "tries": 1, "failing": [], "skipped": [], "seconds": 0.31,
+           "judgement": {"healed": true, "fixed": ["/var/www/wordpress"], "broke": [], "failing": [],
+                         "answering": ["/var/www/wordpress"]}}
 waited:
   description: Each address of O(wait_for), with C(ready) saying whether it listened within O(wait_timeout).
   returned: when state is restarted or reloaded
@@ -254,19 +323,12 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wp502_ask import ask_sites
 from ansible.module_utils.wp502_host import deadline_runner, which
-from ansible.module_utils.wp502_journal import RUN_ID, Journal, LockedError, ago, last_run, owner_from_env
+from ansible.module_utils.wp502_journal import RUN_ID, Journal, last_run, take_host
 from ansible.module_utils.wp502_services import Units, wait_listening
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
-
-
-def _last_end(state_dir):
-    try:
-        with open(os.path.join(state_dir, "last_end"), "r") as fh:
-            return json.load(fh)
-    except (IOError, OSError, ValueError):
-        return None
 
 
 def _worker_alive(lock):
@@ -340,6 +402,14 @@ def services(module, p):
     failed = [d for d in done if not d["ok"]]
     if failed:
         module.fail_json(msg="; ".join(d["msg"] for d in failed), **result)
+    ask = p["probe"]
+    if ask and not module.check_mode:
+        try:
+            result["probe"] = ask_sites(ask["sites"], ask["deadline"], accept=ask["accept"], cookie_paths=ask["cookie_paths"],
+                                        paths=ask["paths"], retries=ask["retries"], delay=ask["delay"],
+                                        answering=ask["answering"], expect=ask["expect"])
+        except ValueError as exc:
+            module.fail_json(msg="probe: %s" % exc, **result)
     return result
 
 
@@ -364,6 +434,17 @@ def main():
                 port=dict(type="int"),
             )),
             wait_timeout=dict(type="float", default=10),
+            probe=dict(type="dict", options=dict(
+                sites=dict(type="list", elements="dict", required=True),
+                answering=dict(type="list", elements="str"),
+                expect=dict(type="list", elements="str"),
+                paths=dict(type="list", elements="str", default=["/", "/wp-login.php"]),
+                deadline=dict(type="float", default=5),
+                accept=dict(type="list", elements="int", default=[200]),
+                cookie_paths=dict(type="list", elements="str", default=["/wp-login.php"]),
+                retries=dict(type="int", default=0),
+                delay=dict(type="float", default=2),
+            )),
             owner=dict(type="dict", options=dict(
                 controller=dict(type="str"),
                 user=dict(type="str"),
@@ -388,30 +469,11 @@ def main():
     journal = Journal(run_id, state_dir, stale_after=p["stale_minutes"] * 60) if run_id else None
 
     if p["state"] == "locked":
-        held = journal.read_lock()
-        owner = dict(owner_from_env(), **dict((k, v) for k, v in (p["owner"] or {}).items() if v not in (None, "")))
-        ended = _last_end(state_dir)
-        if (p["storm_minutes"] and not p["force"] and ended and ended.get("run_id") != run_id
-                and time.time() - ended.get("at", 0) < p["storm_minutes"] * 60):
-            module.fail_json(msg="run %s ended on this host %s ago: a new emergency run within %d minutes is refused "
-                                 "(remediation storm). Look at that run's result (runs/%s/result.json under %s), or run "
-                                 "again with -e wp502_emergency_force=true (module option force=true)."
-                                 % (ended.get("run_id"), ago(time.time() - ended.get("at", 0)), p["storm_minutes"],
-                                    ended.get("run_id"), state_dir),
-                             lock=held, last_run=last_run(state_dir), run_id=run_id)
-        if module.check_mode:
-            why = journal.would_refuse(force=p["force"], owner=owner)
-            if why:
-                module.fail_json(msg=why, lock=held, run_id=run_id, last_run=last_run(state_dir))
-            result.update(changed=not held or held.get("run_id") != run_id, lock=held, last_run=last_run(state_dir))
-            module.exit_json(**result)
-        try:
-            got = journal.acquire(force=p["force"], owner=owner)
-        except LockedError as exc:
-            module.fail_json(msg=str(exc), lock=exc.holder, run_id=run_id, last_run=last_run(state_dir))
-        except OSError as exc:
-            module.fail_json(msg="cannot write the lock under %s: %s" % (state_dir, exc), run_id=run_id)
-        result.update(changed=True, recovered=got["recovered"])
+        got = take_host(run_id, state_dir, stale_minutes=p["stale_minutes"], storm_minutes=p["storm_minutes"],
+                        force=p["force"], owner=p["owner"], check_mode=module.check_mode)
+        if "msg" in got:
+            module.fail_json(**got)
+        module.exit_json(**got)
     elif p["state"] == "unlocked":
         if not module.check_mode:
             released = journal.release()

@@ -366,3 +366,39 @@ def test_the_selinux_context_is_recorded_and_put_back_when_the_file_has_one(tmp_
     assert run.entries()[0]["meta"]["selinux"] == label.decode("latin-1")
     run.rollback()
     assert seen == {"security.selinux": label}
+
+
+def test_take_host_locks_refuses_a_second_run_and_names_the_holder(tmp_path):
+    clock = Clock()
+    got = j.take_host("run-1", str(tmp_path), owner={"controller": "ops1", "user": "alice", "host": "wp1"},
+                      environ={}, now=clock)
+    assert got["changed"] and "msg" not in got and got["lock"]["run_id"] == "run-1"
+    assert got["lock"]["owner"] == {"controller": "ops1", "user": "alice", "host": "wp1"}
+    other = j.take_host("run-2", str(tmp_path), environ={}, now=clock)
+    assert not other["changed"] and "run run-1 holds this host" in other["msg"] and other["lock"]["run_id"] == "run-1"
+    assert j.Journal("run-1", str(tmp_path)).read_lock()["run_id"] == "run-1"  # the refusal changed nothing
+
+
+def test_take_host_refuses_a_storm_unless_forced(tmp_path):
+    clock = Clock()
+    (tmp_path / "last_end").write_text(json.dumps({"run_id": "run-0", "at": clock.t - 120}))
+    got = j.take_host("run-1", str(tmp_path), storm_minutes=10, environ={}, now=clock)
+    assert "remediation storm" in got["msg"] and "2m00s ago" in got["msg"] and not os.path.exists(tmp_path / "lock")
+    assert "msg" not in j.take_host("run-1", str(tmp_path), storm_minutes=10, force=True, environ={}, now=clock)
+    assert "msg" not in j.take_host("run-2", str(tmp_path / "other"), storm_minutes=0, environ={}, now=clock)
+
+
+def test_take_host_in_check_mode_only_says_whether_it_could(tmp_path):
+    clock = Clock()
+    could = j.take_host("run-1", str(tmp_path), check_mode=True, environ={}, now=clock)
+    assert could["changed"] and "msg" not in could and could["lock"] is None
+    assert not os.path.exists(tmp_path / "lock")
+    j.take_host("run-1", str(tmp_path), environ={}, now=clock)
+    refused = j.take_host("run-2", str(tmp_path), check_mode=True, environ={}, now=clock)
+    assert "run run-1 holds this host" in refused["msg"]
+
+
+@pytest.mark.parametrize("run_id", ["", None, "../etc", "a b"])
+def test_take_host_refuses_an_odd_run_id_before_touching_anything(tmp_path, run_id):
+    got = j.take_host(run_id, str(tmp_path / "state"), environ={})
+    assert "run_id" in got["msg"] and not (tmp_path / "state").exists()

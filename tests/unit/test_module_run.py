@@ -109,3 +109,38 @@ def test_the_owner_comes_from_the_environment_when_the_caller_does_not_say(tmp_p
     assert out["lock"]["owner"] == {"controller": "ops1", "user": "carol"}
     clash = run_module(mod, state="locked", run_id="r1", state_dir=str(tmp_path / "b"), owner={"controller": "ops9"})
     assert clash["_rc"] == 1 and "two runs were given the same run id" in clash["msg"]
+
+
+@pytest.fixture
+def origin():
+    """A WordPress stand-in on 127.0.0.1: / answers 200."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_a_reload_asks_the_sites_in_the_same_round_trip_as_wp502_probe_would(origin, run_module):
+    probe = {"sites": [{"id": "a", "host": "a.test", "port": origin}], "answering": [], "expect": ["a"],
+             "paths": ["/"], "cookie_paths": []}
+    out = run_module(mod, state="reloaded", services=[], probe=probe)
+    assert out["_rc"] == 0, out
+    assert out["probe"]["healthy"] and out["probe"]["tries"] == 1
+    assert out["probe"]["judgement"] == {"healed": True, "answering": ["a"], "failing": [], "fixed": ["a"], "broke": []}
+    assert out["probe"]["sites"]["a"]["origin"]["/"]["status"] == 200
+    # In check mode nothing was reloaded, so nothing is asked.
+    assert "probe" not in run_module(mod, state="reloaded", services=[], probe=probe, _ansible_check_mode=True)
+    bad = run_module(mod, state="reloaded", services=[], probe=dict(probe, answering=["zz"]))
+    assert bad["_rc"] == 1 and "probe: answering names sites that are not in sites: zz" in bad["msg"]
