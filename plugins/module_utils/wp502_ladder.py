@@ -227,3 +227,13 @@ def failing_at_origin(sites):
     starting point, and what makes the emergency take the host. A site whose probe could not run (``http.
     origin_healthy`` None) counts as failing, as the ladder counts it; a host with no site has none."""
     return [s.get("id") for s in sites or [] if ((s.get("http") or {}).get("origin_healthy")) is not True]
+
+
+def climbs(plan, failing, rungs=None):
+    """Whether the emergency would climb a rung for the sites in ``failing``: a step of ``plan`` (``plan_ladder``'s
+    items) serves one of them with a rung of ``rungs`` (the rungs switched on and chosen by tags; None: any).
+    The emergency's ladder for those sites (the ``wp502_ladder_for`` filter) is then not empty; the evidence takes
+    the host in its round trip only then, so that a run that can change nothing never holds it."""
+    failing = set(failing or [])
+    return any(set(item.get("sites") or []) & failing and (rungs is None or item.get("rung") in rungs)
+               for item in plan or [])

@@ -167,8 +167,10 @@ options:
   lock:
     description:
       - Take the host for an emergency run in the same round trip, exactly as C(wp502_run state=locked) does (storm
-        control, then the lock), but only when a site does not answer at its origin (C(http.origin_healthy) of RV(sites)
-        not true), so that a host whose every site answers is never locked. RV(lock) says what came of it.
+        control, then the lock), but only when a site does not answer at its origin (C(http.origin_healthy) of
+        RV(sites) not true) and the plan (RV(plan), or RV(plan_every) with O(lock.plan)) has a step of O(lock.rungs)
+        for it, so that a host whose every site answers, or where the run could climb no rung, is never locked.
+        RV(lock) says what came of it.
       - The suboptions are C(wp502_run)'s options of the same names.
     type: dict
     suboptions:
@@ -195,6 +197,15 @@ options:
       owner:
         description: Where the run comes from (C(controller), C(user), C(pid), C(host)), recorded in the lock.
         type: dict
+      rungs:
+        description: The rungs the run may climb (switched on, chosen by tags); all of them when left out.
+        type: list
+        elements: str
+      plan:
+        description: Which plan the run climbs, RV(plan) (the verdict's rungs) or RV(plan_every) (every rung after those).
+        type: str
+        choices: [plan, plan_every]
+        default: plan
 attributes:
   check_mode:
     support: full
@@ -474,7 +485,7 @@ lock:
     - With O(lock), when a site failed at its origin, what C(wp502_run state=locked) returns (C(run_id), C(lock), the
       lock now on the host, C(last_run), C(recovered)), with C(msg) when the host was refused (another run holds it,
       or storm control).
-  returned: when O(lock) is given and a site does not answer at its origin
+  returned: when O(lock) is given, a site does not answer at its origin and the plan has a step of O(lock.rungs) for it
   type: dict
   sample: {"changed": true, "run_id": "20261201T213005-wp1-3f9a2c", "recovered": null, "last_run": null,
            "lock": {"run_id": "20261201T213005-wp1-3f9a2c", "started_utc": "2026-12-01T21:30:05Z"}}
@@ -490,7 +501,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_collect import Collector
 from ansible.module_utils.wp502_host import deadline_runner
 from ansible.module_utils.wp502_journal import take_host
-from ansible.module_utils.wp502_ladder import failing_at_origin
+from ansible.module_utils.wp502_ladder import climbs, failing_at_origin
 from ansible.module_utils.wp502_logscan import lower_priority, parse_since
 
 
@@ -530,6 +541,8 @@ def main():
                 storm_minutes=dict(type="int", default=10),
                 force=dict(type="bool", default=False),
                 owner=dict(type="dict"),
+                rungs=dict(type="list", elements="str"),
+                plan=dict(type="str", default="plan", choices=["plan", "plan_every"]),
             )),
         ),
         supports_check_mode=True,
@@ -562,7 +575,7 @@ def main():
     lock = p["lock"]
     # Only a host where a site fails at its origin is taken (the emergency's ladder starts there); the
     # lock comes after the collection, which only reads.
-    if lock and failing_at_origin(evidence.get("sites")):
+    if lock and climbs(evidence.get(lock["plan"]), failing_at_origin(evidence.get("sites")), lock["rungs"]):
         owner = dict((k, v) for k, v in (lock["owner"] or {}).items() if k in ("controller", "user", "pid", "host"))
         evidence["lock"] = take_host(lock["run_id"], lock["state_dir"], stale_minutes=lock["stale_minutes"],
                                      storm_minutes=lock["storm_minutes"], force=lock["force"], owner=owner,

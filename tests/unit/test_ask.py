@@ -3,6 +3,9 @@ and wp502_ladder.failing_at_origin, which makes the emergency take a host in the
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import wp502_ask as ask
 import wp502_ladder
@@ -110,3 +113,20 @@ def test_without_answering_healthy_means_every_site_answers():
 ])
 def test_failing_at_origin(sites, failing):
     assert wp502_ladder.failing_at_origin(sites) == failing
+
+
+PLAN = [{"rung": "restart_fpm", "sites": ["a", "b"], "cause": "fpm_down", "scope": "host"},
+        {"rung": "plugins", "sites": ["b"], "cause": "crashing_worker", "scope": "site"},
+        {"rung": "bom", "sites": ["c"], "cause": "bom", "scope": "site"}]
+
+
+@pytest.mark.parametrize("failing", [[], ["a"], ["b"], ["c"], ["a", "c"], ["d"]])
+@pytest.mark.parametrize("rungs", [None, [], ["plugins"], ["bom"], ["restart_fpm", "bom"], ["frontend"]])
+def test_climbs_exactly_when_the_emergency_ladder_for_those_sites_is_not_empty(failing, rungs):
+    # The controller filter the playbook decides its ladder with.
+    spec = importlib.util.spec_from_file_location("wp502_steps_filter", Path(__file__).resolve().parents[2] / "plugins"
+                                                  / "filter" / "wp502_steps.py")
+    steps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(steps)
+    ladder = steps.wp502_ladder_for(PLAN, failing, rungs)
+    assert wp502_ladder.climbs(PLAN, failing, rungs) is bool(ladder)
