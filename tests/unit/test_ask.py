@@ -86,7 +86,7 @@ def test_with_expect_a_step_for_one_site_does_not_wait_on_another_it_cannot_heal
 
 
 def test_a_site_that_answered_and_fails_now_is_broken_by_the_change():
-    got, _ = run(Answers({"a": 200, "b": 502}), answering=["a", "b"], expect=[], retries=0)
+    got, _slept = run(Answers({"a": 200, "b": 502}), answering=["a", "b"], expect=[], retries=0)
     assert got["judgement"]["broke"] == ["b"] and not got["judgement"]["healed"]
 
 
@@ -100,7 +100,7 @@ def test_unknown_ids_are_refused(kw, message):
 
 
 def test_without_answering_healthy_means_every_site_answers():
-    got, _ = run(Answers({"a": 200, "b": 200}))
+    got, _slept = run(Answers({"a": 200, "b": 200}))
     assert got["healthy"] and "judgement" not in got
 
 
