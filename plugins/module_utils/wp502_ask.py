@@ -63,7 +63,7 @@ def ask_sites(sites, deadline, accept=(200,), cookie_paths=(), paths=("/", "/wp-
     judgement says healed, or, with ``expect``, until those sites answer and none of ``answering`` fails.
 
     Returns what ``wp502_probe`` returns with ``sites``: ``{"healthy", "sites": {id: {..., "healthy"}}, "tries",
-    "failing", "skipped", "seconds", "judgement"?}``. Raises ValueError on a bad site or id.
+    "failing", "not_asked", "seconds", "judgement"?}``. Raises ValueError on a bad site or id.
     """
     wrong = check_limits(deadline, retries, delay, paths)
     if wrong:
@@ -103,7 +103,7 @@ def ask_sites(sites, deadline, accept=(200,), cookie_paths=(), paths=("/", "/wp-
             break
         sleep(delay)
     result = {"changed": False, "healthy": all(after.values()) and bool(ids), "sites": answers, "tries": tries,
-              "failing": [sid for sid in ids if not after[sid]], "skipped": got.get("skipped") or [],
+              "failing": [sid for sid in ids if not after[sid]], "not_asked": got.get("skipped") or [],
               "seconds": got.get("seconds")}
     if verdict is not None:
         result["judgement"] = verdict

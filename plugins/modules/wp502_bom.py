@@ -106,8 +106,11 @@ backups:
   description: Where each file's previous bytes are kept, by file.
   returned: when changed and not in check mode
   type: dict
-skipped:
-  description: Files that were not changed, with the reason (no BOM, missing, outside O(path) and O(content_dir)).
+not_stripped:
+  description:
+    - Files that were not changed, with the reason (no BOM, missing, outside O(path) and O(content_dir)).
+    - Formerly C(skipped), a key Ansible reads as the task's own state (a task with such files looked skipped,
+      and ansible-core 2.21 turns the list into a boolean).
   returned: always
   type: list
   elements: dict
@@ -170,7 +173,7 @@ def main():
             continue
         todo.append((rel, named, full, clean))
         diffs.append({"before": _first_line(data), "after": _first_line(clean), "before_header": full, "after_header": full})
-    result = {"changed": bool(todo), "stripped": [t[0] for t in todo], "skipped": skipped}
+    result = {"changed": bool(todo), "stripped": [t[0] for t in todo], "not_stripped": skipped}
     if module._diff and diffs:
         result["diff"] = diffs
     if module.check_mode or not todo:

@@ -152,8 +152,10 @@ failing:
   type: list
   elements: str
   sample: [siteb.test]
-skipped:
-  description: With O(sites), the sites that could not be asked within the deadline, and why.
+not_asked:
+  description:
+    - With O(sites), the sites that could not be asked within the deadline, and why.
+    - Formerly C(skipped), a key Ansible reads as the task's own state (ansible-core 2.21 turns it into a boolean).
   returned: when sites is given
   type: list
   elements: dict

@@ -298,10 +298,10 @@ timed_out:
 probe:
   description:
     - With O(probe), what C(wp502_probe) returns for O(probe.sites) (C(healthy), C(sites), C(tries), C(failing),
-      C(skipped), C(seconds), and C(judgement) with O(probe.answering)), asked once every unit was back.
+      C(not_asked), C(seconds), and C(judgement) with O(probe.answering)), asked once every unit was back.
   returned: when state is restarted or reloaded, O(probe) is given, every unit is back, and not in check mode
   type: dict
-  sample: {"healthy": true, "tries": 1, "failing": [], "skipped": [], "seconds": 0.31,
+  sample: {"healthy": true, "tries": 1, "failing": [], "not_asked": [], "seconds": 0.31,
            "judgement": {"healed": true, "fixed": ["/var/www/wordpress"], "broke": [], "failing": [],
                          "answering": ["/var/www/wordpress"]}}
 waited:

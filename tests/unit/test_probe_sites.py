@@ -61,7 +61,7 @@ def test_every_site_is_asked_with_its_own_host_header(origin, run_module):
     assert out["failing"] == ["b.test", "c.test"] and out["healthy"] is False
     assert out["sites"]["b.test"]["origin"]["/"]["status"] == 502
     assert out["sites"]["c.test"]["origin"]["/wp-login.php"]["cookie"] is False  # 200 without its cookie: failing
-    assert "judgement" not in out and out["skipped"] == []
+    assert "judgement" not in out and out["not_asked"] == [] and "skipped" not in out
 
 
 def test_the_judgement_says_healed_only_when_every_site_answers(origin, run_module):

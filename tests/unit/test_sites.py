@@ -335,7 +335,7 @@ def test_the_bom_module_reaches_a_wp_content_outside_the_docroot_only_when_told(
     assert out["stripped"] == [] and (tmp_path / "shared/plugins/active/active.php").read_bytes().startswith(BOM)
     out = run_module(wp502_bom, content_dir=str(tmp_path / "shared"), **args)
     assert out["stripped"] == [files[0]] and not (tmp_path / "shared/plugins/active/active.php").read_bytes().startswith(BOM)
-    assert [s["file"] for s in out["skipped"]] == [files[1]]
+    assert [s["file"] for s in out["not_stripped"]] == [files[1]]
 
 
 def test_two_hundred_sites_map_quickly():
@@ -512,5 +512,5 @@ def test_the_bom_module_reaches_a_wp_config_one_level_up_and_nothing_else_there(
     wp502_journal.Journal("run1", str(tmp_path / "state")).acquire()
     out = run_module(wp502_bom, path=str(root), files=["../wp-config.php", "../other.php"], run_id="run1",
                      state_dir=str(tmp_path / "state"))
-    assert out["stripped"] == ["../wp-config.php"] and [s["file"] for s in out["skipped"]] == ["../other.php"]
+    assert out["stripped"] == ["../wp-config.php"] and [s["file"] for s in out["not_stripped"]] == ["../other.php"]
     assert (tmp_path / "client1" / "wp-config.php").read_bytes() == b"<?php\n"
