@@ -187,6 +187,13 @@ SMOKE = f"""---
         that:
           - (query('{FQ}.wp502_known_culprits', playbook_dir ~ '/reports', results={{}}) | length) == 1
 
+    - name: Use the ladder filter by FQCN (the plan's steps for the sites failing now)
+      ansible.builtin.assert:
+        that:
+          - "(plan | {FQ}.wp502_ladder_for(['b'])) == [{{'rung': 'plugins', 'sites': ['b'], 'step': 'plugins-1'}}]"
+      vars:
+        plan: [{{rung: plugins, sites: [a, b]}}]
+
 - name: Write an empty fleet report with the collection's role (action plugin, filters by short name)
   hosts: localhost
   gather_facts: false
