@@ -24,6 +24,21 @@ __metaclass__ = type
 URL = re.compile(r"^https?://[^/\s]+")
 
 
+def probe_options():
+    """The options that say how sites are asked: ``wp502_probe``'s, and ``wp502_run``'s ``probe`` suboptions
+    (with ``sites``), so that both modules take the same ones with the same defaults."""
+    return dict(
+        paths=dict(type="list", elements="str", default=["/", "/wp-login.php"]),
+        deadline=dict(type="float", default=5),
+        accept=dict(type="list", elements="int", default=[200]),
+        cookie_paths=dict(type="list", elements="str", default=["/wp-login.php"]),
+        retries=dict(type="int", default=0),
+        delay=dict(type="float", default=2),
+        answering=dict(type="list", elements="str"),
+        expect=dict(type="list", elements="str"),
+    )
+
+
 def check_limits(deadline, retries, delay, paths):
     """What is wrong with a probe's bounds (empty when nothing): the deadline 0-120 s, retries and delay 0-60,
     paths that start with /."""

@@ -510,6 +510,23 @@ def last_end(state_dir=DEFAULT_STATE_DIR):
         return None
 
 
+def lock_options():
+    """How a run takes a host, as module options: ``wp502_run``'s (``state=locked``) and ``wp502_evidence``'s
+    ``lock`` suboptions (with ``run_id``), so that both take the same ones with the same defaults."""
+    return dict(
+        state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+        stale_minutes=dict(type="int", default=15),
+        storm_minutes=dict(type="int", default=10),
+        force=dict(type="bool", default=False),
+        owner=dict(type="dict", options=dict(
+            controller=dict(type="str"),
+            user=dict(type="str"),
+            pid=dict(type="int"),
+            host=dict(type="str"),
+        )),
+    )
+
+
 def take_host(run_id, state_dir=DEFAULT_STATE_DIR, stale_minutes=15, storm_minutes=10, force=False, owner=None,
               check_mode=False, environ=None, now=time.time):
     """Take the host for ``run_id`` (``wp502_run state=locked``, and ``wp502_evidence``'s ``lock``).

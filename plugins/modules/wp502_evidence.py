@@ -195,8 +195,21 @@ options:
         type: bool
         default: false
       owner:
-        description: Where the run comes from (C(controller), C(user), C(pid), C(host)), recorded in the lock.
+        description: Where the run comes from, recorded in the lock and named in the refusal another run gets.
         type: dict
+        suboptions:
+          controller:
+            description: The controller's host name.
+            type: str
+          user:
+            description: Who runs the playbook on the controller.
+            type: str
+          pid:
+            description: The controller process running the playbook, when known.
+            type: int
+          host:
+            description: This host's name in the controller's inventory.
+            type: str
       rungs:
         description: The rungs the run may climb (switched on, chosen by tags); all of them when left out.
         type: list
@@ -500,7 +513,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_collect import Collector
 from ansible.module_utils.wp502_host import deadline_runner
-from ansible.module_utils.wp502_journal import take_host
+from ansible.module_utils.wp502_journal import lock_options, take_host
 from ansible.module_utils.wp502_ladder import climbs, failing_at_origin
 from ansible.module_utils.wp502_logscan import lower_priority, parse_since
 
@@ -536,13 +549,9 @@ def main():
             )),
             lock=dict(type="dict", options=dict(
                 run_id=dict(type="str", required=True),
-                state_dir=dict(type="path", default="/var/lib/wp502"),
-                stale_minutes=dict(type="int", default=15),
-                storm_minutes=dict(type="int", default=10),
-                force=dict(type="bool", default=False),
-                owner=dict(type="dict"),
                 rungs=dict(type="list", elements="str"),
                 plan=dict(type="str", default="plan", choices=["plan", "plan_every"]),
+                **lock_options()
             )),
         ),
         supports_check_mode=True,
@@ -576,9 +585,8 @@ def main():
     # Only a host where a site fails at its origin is taken (the emergency's ladder starts there); the
     # lock comes after the collection, which only reads.
     if lock and climbs(evidence.get(lock["plan"]), failing_at_origin(evidence.get("sites")), lock["rungs"]):
-        owner = dict((k, v) for k, v in (lock["owner"] or {}).items() if k in ("controller", "user", "pid", "host"))
         evidence["lock"] = take_host(lock["run_id"], lock["state_dir"], stale_minutes=lock["stale_minutes"],
-                                     storm_minutes=lock["storm_minutes"], force=lock["force"], owner=owner,
+                                     storm_minutes=lock["storm_minutes"], force=lock["force"], owner=lock["owner"],
                                      check_mode=module.check_mode)
         changed = bool(evidence["lock"].get("changed")) and not module.check_mode
     module.exit_json(changed=changed, **evidence)

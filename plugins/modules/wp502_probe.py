@@ -173,11 +173,10 @@ tries:
   sample: 1
 """
 
-import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wp502_ask import ask_sites
+from ansible.module_utils.wp502_ask import URL, ask_sites, check_limits, probe_options
 from ansible.module_utils.wp502_http import healthy, probe_paths
 
 
@@ -187,30 +186,19 @@ def main():
             host=dict(type="str", default="localhost"),
             port=dict(type="int", default=80),
             scheme=dict(type="str", default="http", choices=["http", "https"]),
-            paths=dict(type="list", elements="str", default=["/", "/wp-login.php"]),
-            deadline=dict(type="float", default=5),
-            accept=dict(type="list", elements="int", default=[200]),
-            cookie_paths=dict(type="list", elements="str", default=["/wp-login.php"]),
-            retries=dict(type="int", default=0),
-            delay=dict(type="float", default=2),
             url=dict(type="str"),
             sites=dict(type="list", elements="dict"),
-            answering=dict(type="list", elements="str"),
-            expect=dict(type="list", elements="str"),
+            **probe_options()
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if not 0 < p["deadline"] <= 120:
-        module.fail_json(msg="deadline must be between 0 and 120 seconds, not %s" % p["deadline"])
-    if not 0 <= p["retries"] <= 60 or not 0 <= p["delay"] <= 60:
-        module.fail_json(msg="retries and delay must be between 0 and 60")
+    wrong = check_limits(p["deadline"], p["retries"], p["delay"], p["paths"])
+    if wrong:
+        module.fail_json(msg=wrong)
     if not 0 < p["port"] < 65536:
         module.fail_json(msg="port must be between 1 and 65535, not %d" % p["port"])
-    bad = [path for path in p["paths"] if not path.startswith("/")]
-    if bad or not p["paths"]:
-        module.fail_json(msg="paths must start with /: %s" % ", ".join(bad or ["(none given)"]))
-    if p["url"] and not re.match(r"^https?://[^/\s]+", p["url"]):
+    if p["url"] and not URL.match(p["url"]):
         module.fail_json(msg="url must be an http:// or https:// URL, not %r" % p["url"])
 
     if p["sites"] is not None:

@@ -323,9 +323,9 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wp502_ask import ask_sites
+from ansible.module_utils.wp502_ask import ask_sites, probe_options
 from ansible.module_utils.wp502_host import deadline_runner, which
-from ansible.module_utils.wp502_journal import RUN_ID, Journal, last_run, take_host
+from ansible.module_utils.wp502_journal import RUN_ID, Journal, last_run, lock_options, take_host
 from ansible.module_utils.wp502_services import Units, wait_listening
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
@@ -419,10 +419,6 @@ def main():
             state=dict(type="str", default="status",
                        choices=["locked", "unlocked", "rolled_back", "restarted", "reloaded", "status"]),
             run_id=dict(type="str"),
-            state_dir=dict(type="path", default="/var/lib/wp502"),
-            stale_minutes=dict(type="int", default=15),
-            storm_minutes=dict(type="int", default=10),
-            force=dict(type="bool", default=False),
             step=dict(type="str"),
             result=dict(type="dict"),
             storm=dict(type="bool", default=True),
@@ -434,23 +430,8 @@ def main():
                 port=dict(type="int"),
             )),
             wait_timeout=dict(type="float", default=10),
-            probe=dict(type="dict", options=dict(
-                sites=dict(type="list", elements="dict", required=True),
-                answering=dict(type="list", elements="str"),
-                expect=dict(type="list", elements="str"),
-                paths=dict(type="list", elements="str", default=["/", "/wp-login.php"]),
-                deadline=dict(type="float", default=5),
-                accept=dict(type="list", elements="int", default=[200]),
-                cookie_paths=dict(type="list", elements="str", default=["/wp-login.php"]),
-                retries=dict(type="int", default=0),
-                delay=dict(type="float", default=2),
-            )),
-            owner=dict(type="dict", options=dict(
-                controller=dict(type="str"),
-                user=dict(type="str"),
-                pid=dict(type="int"),
-                host=dict(type="str"),
-            )),
+            probe=dict(type="dict", options=dict(sites=dict(type="list", elements="dict", required=True), **probe_options())),
+            **lock_options()
         ),
         required_if=[("state", "locked", ["run_id"]), ("state", "unlocked", ["run_id"]),
                      ("state", "restarted", ["services"]), ("state", "reloaded", ["services"])],
