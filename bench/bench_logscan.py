@@ -77,14 +77,31 @@ def ensure_log(path: Path, size: int, end: float, span: float, container: bool =
 
 
 def full_scan(path: Path, what: str, runs: int, goal: str):
-    """grep -cE and the module (since: all) on the same file: the table's row, and the module's peak RSS."""
+    """grep -cE and the module (since: all) on the same file: the table's row, the module's peak RSS, its best
+    time and the signatures it found."""
     grep_t, _, grep_out = best(["grep", "-cE", PATTERN, str(path)], runs)
     mod_t, mod_rss, mod_out = best(module_cmd(path, "all"), runs, pin=True)
     found = json.loads(mod_out)
     mib = path.stat().st_size / (1 << 20)
     return (what, f"{mib:.0f} MiB", f"grep -cE: {grep_t:.2f} s ({mib / grep_t:.0f} MiB/s), {int(grep_out)} lines matched",
             f"module: {mod_t:.2f} s ({mib / mod_t:.0f} MiB/s), {found['total']} signatures",
-            f"{grep_t / mod_t:.2f}x grep's throughput", goal), mod_rss
+            f"{grep_t / mod_t:.2f}x grep's throughput", goal), mod_rss, mod_t, found["total"]
+
+
+def like_for_like(path: Path, runs: int, mod_t: float, signatures: int, work: Path):
+    """grep -cF given the nginx prefilters' own fixed strings (NGINX_LITERALS: the lines the module selects), against
+    the module's time on the same file: what grep itself takes to look for what the module looks for."""
+    sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+    from wp502_logscan import NGINX_LITERALS  # noqa: PLC0415 - the module_utils are not a package here
+
+    literals = work / "nginx-literals.txt"
+    literals.write_text("".join(lit + "\n" for lit in NGINX_LITERALS))
+    grep_t, _, grep_out = best(["grep", "-cF", "-f", str(literals), str(path)], runs)
+    same = "the lines the module classified" if int(grep_out) == signatures else f"module: {signatures} signatures"
+    return ("full scan, grep given the module's search", f"{path.stat().st_size / (1 << 20):.0f} MiB",
+            f"grep -cF, the {len(NGINX_LITERALS)} fixed strings of the nginx prefilters: {grep_t:.2f} s, "
+            f"{int(grep_out)} lines matched ({same})",
+            f"module: {mod_t:.2f} s", f"{grep_t / mod_t:.2f}x grep's throughput", "")
 
 
 def main(argv=None) -> int:
@@ -124,10 +141,11 @@ def main(argv=None) -> int:
                 pass
 
     rows = []
-    row, mod_rss = full_scan(full, "full scan, since: all", args.runs, "target >= 1.0x")
+    row, mod_rss, mod_t, signatures = full_scan(full, "full scan, since: all", args.runs, "target >= 1.0x")
     rows.append(row)
+    rows.append(like_for_like(full, args.runs, mod_t, signatures, work))
     # The same log as a container runtime writes it: no kind is recognised, every kind's prefilters run.
-    row, bmod_rss = full_scan(boxed, "full scan, kind auto (container log)", args.runs, "")
+    row, bmod_rss, _, _ = full_scan(boxed, "full scan, kind auto (container log)", args.runs, "")
     rows.append(row)
 
     small_t, small_rss, small_out = best(module_cmd(small_log, window), args.runs, pin=True)
@@ -196,6 +214,13 @@ def write_report(path: Path, rows, args) -> None:
         "  literal at a time (2-4 GB/s each, and the nginx prefilters alone hold thirteen), so splitting a pass into",
         "  literal searches costs more than the pass. A full scan cannot reach grep's throughput on such a log; the",
         "  module is meant to run on a window, whose cost does not grow with the file.",
+        "- The row \"grep given the module's search\" is the like-for-like baseline: grep -cF with the thirteen fixed",
+        "  strings a line must hold for the nginx prefilters to select it (`NGINX_LITERALS`; a unit test holds them to the",
+        "  prefilters line by line), so grep finds the same lines the module classifies. grep then reads every byte of",
+        "  every line that holds none of them, as the module does, and takes about 1.5x as long as with the four words",
+        "  (0.75 s against 0.49 s per GiB, 2026-12-03): the four-word baseline is fast because half the lines match it",
+        "  early, not because grep finds 502 signatures faster. The module reaches about half of grep's throughput on",
+        "  that search, and a third of it on the four words.",
         "- The window scan bisects on timestamps: the bytes read follow the window, not the file size.",
         "- `.gz` files are streamed through zlib: 1 MiB reads, fed to zlib 16 KiB at a time for pieces of at most 64 KiB",
         "  (small enough for the allocator to reuse rather than map and unmap); `zcat | grep` runs two processes in",

@@ -100,6 +100,14 @@ _PRE_APACHE = (
     re.compile(rb"Premature end of script headers"),
     _PRE_MOD_FASTCGI,
 )
+# The nginx prefilters as fixed strings: a line holds one of them exactly when _PRE_NGINX_UPSTREAM or
+# _PRE_PHP_FATAL selects it (tests/unit/test_logscan.py). What `grep -F` is given to look for what the module
+# looks for: the benchmark's like-for-like baseline (bench/bench_logscan.py).
+NGINX_LITERALS = (
+    "upstream timed out", "upstream prematurely closed", "upstream sent ", "upstreams while connecting",
+    "connecting to upstream", ") while reading response header from upstream", ") while reading upstream",
+    ") while sending request to upstream", "PHP Fatal", "PHP Parse", "PHP Recoverable", "PHP Core", "PHP Compile",
+)
 PREFILTERS = {
     "nginx": (_PRE_NGINX_UPSTREAM, _PRE_PHP_FATAL),
     "fpm": (_PRE_FPM,),

@@ -837,6 +837,21 @@ def test_scan_passes_select_the_lines_the_prefilters_select(kind):
     assert len(ls.SCAN_PASSES["auto"]) < len(ls.PREFILTERS["auto"])  # the point of them
 
 
+def test_nginx_literals_are_the_nginx_prefilters():
+    """grep -F given NGINX_LITERALS selects exactly the lines the nginx prefilters select (the bench's baseline)."""
+    lines = [line.encode("utf-8", "replace") for line in LABELLED + NEAR_MISSES]
+    lines += [b"upstream timed ou", b"upstream sent", b"x) while reading upstrea", b'" while reading upstream', b"PHP Fatal"]
+    for seed in range(5):
+        lines += fuzz_lines(seed)
+    literals = [x.encode() for x in ls.NGINX_LITERALS]
+    selected = 0
+    for raw in lines:
+        expected = any(rx.search(raw) for rx in ls.PREFILTERS["nginx"])
+        assert any(lit in raw for lit in literals) == expected, raw
+        selected += expected
+    assert 0 < selected < len(lines)
+
+
 def line_by_line(path, kind):
     """The obvious reading of a whole file: each line one of its kind's PREFILTERS selects is classified (its head,
     \\r dropped), in order. Returns what the scanner's result must equal, and the number of lines."""
