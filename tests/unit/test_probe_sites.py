@@ -160,3 +160,42 @@ def test_each_site_gets_its_state_and_the_step_that_healed_it():
     assert (out["d"]["state"], out["d"]["cdn"], out["d"]["ray_id"]) == ("cdn_only", "cloudflare", "R")
     assert out["e"]["state"] == "broke" and out["e"]["after"] == "502"
     assert ladder_filter.wp502_site_results(sites[:1], {}, {}, [], [], [])[0]["before"] == "not asked"
+
+
+@pytest.fixture
+def tls_origin():
+    """The same sites over TLS, with a self-signed certificate (tests/fixtures/tls, made for these tests only)."""
+    import ssl
+
+    Sites.state.update(heal_b=False, heal_c=False, break_a=False)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sites)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(ROOT / "tests" / "fixtures" / "tls" / "origin.crt", ROOT / "tests" / "fixtures" / "tls" / "origin.key")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()
+
+
+def test_an_https_origin_is_asked_without_checking_its_certificate_but_a_public_url_is_checked(tls_origin):
+    from wp502_http import probe_sites
+
+    port = tls_origin
+    out = probe_sites([{"id": "a.test", "host": "a.test", "port": port, "scheme": "https"},
+                       {"id": "b.test", "host": "b.test", "port": port, "scheme": "https",
+                        "url": f"https://127.0.0.1:{port}"}], timeout=5)
+    a, b = out["sites"]["a.test"], out["sites"]["b.test"]
+    assert a["origin"]["/"]["status"] == 200 and a["origin"]["/wp-login.php"]["cookie"] is True
+    assert a["origin_healthy"] is True
+    assert b["origin"]["/"]["status"] == 502  # the origin's self-signed certificate is not what a probe checks
+    # a visitor's request checks the certificate: a self-signed one fails, and says why
+    assert b["public"]["/"]["status"] is None and "CERTIFICATE_VERIFY_FAILED" in b["public"]["/"]["error"]
+
+
+def test_plain_http_sites_never_make_a_tls_context(origin, monkeypatch):
+    import wp502_http
+
+    made = []
+    monkeypatch.setattr(wp502_http, "_tls_context", made.append)
+    out = wp502_http.probe_sites(origin, timeout=5)
+    assert out["sites"]["a.test"]["origin_healthy"] is True and made == []
