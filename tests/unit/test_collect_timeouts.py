@@ -165,3 +165,43 @@ def test_a_rollback_whose_database_hangs_stops_naming_it(tmp_path, monkeypatch, 
     assert out["_rc"] == 1
     assert out["msg"].startswith("rollback of r-db stopped: mariadb did not answer within 1 s (killed) to: UPDATE wp_options")
     assert "run it again" in out["msg"] and "s3cret" not in out["msg"]
+
+
+def _show_block(unit, loaded=True):
+    """What `systemctl show -p Id -p ActiveState -p SubState -p MainPID -p LoadState UNIT` prints (systemd 252):
+    Debian's mariadb.service has the aliases mysql.service and mysqld.service, so those answer as mariadb."""
+    real = {"mysql": "mariadb", "mysqld": "mariadb"}.get(unit, unit)
+    if not loaded:
+        return f"MainPID=0\nId={unit}.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead"
+    return f"MainPID=4{len(real)}\nId={real}.service\nLoadState=loaded\nActiveState=active\nSubState=running"
+
+
+def test_systemd_is_asked_once_for_every_unit_the_evidence_reads(monkeypatch):
+    asked = []
+
+    def run(argv, env=None, timeout=None):
+        assert argv[:2] == ["systemctl", "show"]
+        units = [a for a in argv[2:] if not a.startswith("-") and "=" not in a and a[0].islower()
+                 and a not in ("Id", "ActiveState", "SubState", "MainPID", "LoadState")]
+        asked.append(units)
+        return 0, "\n\n".join(_show_block(u, loaded=u not in ("apache2", "httpd")) for u in units) + "\n", ""
+
+    monkeypatch.setattr(ev.Collector, "_which", staticmethod(lambda *names: "/usr/bin/" + names[0]))
+    c = ev.Collector(run, since_epoch=time.time() - 3600, probe=False, db=False)
+    assert c.unit_states(["php8.2-fpm", "php8.4-fpm"]) == {
+        "php8.2-fpm": {"active": "active", "sub": "running", "main_pid": 410},
+        "php8.4-fpm": {"active": "active", "sub": "running", "main_pid": 410}}
+    assert c.unit_states(["nginx", "apache2", "httpd"]) == {"nginx": {"active": "active", "sub": "running", "main_pid": 45}}
+    # the aliases answer as the unit they name, as one systemctl call per unit said before
+    assert c.unit_states(list(ev.DB_UNITS)) == {"mariadb": {"active": "active", "sub": "running", "main_pid": 47}}
+    assert c.unit_states(["mysql"]) == {"mariadb": {"active": "active", "sub": "running", "main_pid": 47}}
+    assert asked == [["php8.2-fpm", "php8.4-fpm", *ev.HOST_UNITS]]  # one command for all of them
+    assert c.unit_states(["php7.4-fpm"]) == {"php7.4-fpm": {"active": "active", "sub": "running", "main_pid": 410}}
+    assert asked[1] == ["php7.4-fpm"]  # a unit not asked yet is asked on its own
+
+
+def test_a_failed_systemctl_gives_no_state_rather_than_a_wrong_one(monkeypatch):
+    monkeypatch.setattr(ev.Collector, "_which", staticmethod(lambda *names: "/usr/bin/" + names[0]))
+    c = ev.Collector(lambda argv, env=None, timeout=None: (1, "MainPID=1\nId=x.service\n", "Failed to connect to bus"),
+                     since_epoch=time.time() - 3600, probe=False, db=False)
+    assert c.unit_states(["php8.2-fpm"]) == {} and c.unit_states(list(ev.DB_UNITS)) == {}
