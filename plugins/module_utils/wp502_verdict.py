@@ -43,6 +43,7 @@ sites). A group no site claims stays host-level; a host with one site gives it e
 
 from __future__ import absolute_import, division, print_function
 
+import os
 import re
 
 __metaclass__ = type
@@ -299,16 +300,19 @@ def diagnose(ev):
 
     # Only files the site is proven to load (the collector keeps those in bom_files / whitespace_files);
     # bom_files_unproven (database unreadable) are said in the evidence, never a cause.
-    boms, unproven = [], []
+    # The files are named relative to the docroot (what the BOM rung is given); the evidence names one outside it
+    # (a WP_CONTENT_DIR elsewhere, a wp-config.php one level up) by its whole path, not by ../../..
+    boms, unproven, shown = [], [], []
     for site in ev.get("wordpress") or []:
         if not site:
             continue
-        boms.extend(site.get("bom_files") or [])
-        boms.extend(site.get("whitespace_files") or [])
-        unproven.extend(site.get("bom_files_unproven") or [])
+        found = (site.get("bom_files") or []) + (site.get("whitespace_files") or [])
+        boms.extend(found)
+        shown.extend(_outside_as_path(site, rel) for rel in found)
+        unproven.extend(_outside_as_path(site, rel) for rel in site.get("bom_files_unproven") or [])
     if boms:
         _add(causes, "bom", 0.75 if _count(logs, "invalid_header") else 0.6,
-             ["PHP files with a BOM or whitespace before <?php: %s" % ", ".join(boms[:5])], files=boms[:50])
+             ["PHP files with a BOM or whitespace before <?php: %s" % ", ".join(shown[:5])], files=boms[:50])
 
     autoload = db.get("autoload_bytes") or 0
     if autoload > 800 * 1000:
@@ -343,6 +347,13 @@ def diagnose(ev):
             "unreadable: not a cause, not touched" % (len(unproven), ", ".join(unproven[:3])))
         causes[0]["bom_files_unproven"] = unproven[:50]
     return causes
+
+
+def _outside_as_path(site, rel):
+    """``rel`` (relative to the site's docroot) as a path of its own when it leads outside the docroot."""
+    if rel.startswith("../") and site.get("path"):
+        return os.path.normpath(os.path.join(site["path"], rel))
+    return rel
 
 
 def _all_busy(pool):

@@ -241,3 +241,18 @@ def test_proven_bom_files_still_make_a_bom_cause():
                          "wordpress": [wp]})
     bom = next(c for c in causes if c["cause"] == "bom")
     assert bom["files"] == ["wp-config.php"]
+
+
+def test_a_bom_outside_the_docroot_is_named_by_its_path_and_given_to_the_rung_as_found():
+    """A WP_CONTENT_DIR elsewhere (a docroot reached through a symlink, content beside it: seen on an agency host):
+    the evidence names /srv/..., not ../../../srv/...; the rung still gets the files relative to the docroot."""
+    rel = "../../../srv/www/shop.example/content/plugins/wp502-fault-bom/wp502-fault-bom.php"
+    wp = {"path": "/var/www/shop", "bom_files": [rel, "wp-config.php"],
+          "bom_files_unproven": ["../../../srv/www/shop.example/content/themes/old/functions.php"]}
+    causes = v.diagnose({"http": ORIGIN_DOWN, "fpm": FPM_UP, "frontend": NGINX, "logs": sigs(invalid_header=2),
+                         "wordpress": [wp]})
+    bom = next(c for c in causes if c["cause"] == "bom")
+    assert bom["files"] == [rel, "wp-config.php"]
+    assert bom["evidence"][0] == ("PHP files with a BOM or whitespace before <?php: "
+                                  "/srv/www/shop.example/content/plugins/wp502-fault-bom/wp502-fault-bom.php, wp-config.php")
+    assert causes[0]["bom_files_unproven"] == ["/srv/www/shop.example/content/themes/old/functions.php"]
