@@ -46,21 +46,26 @@ def _opener(public):
     """A urllib opener that follows no redirect; the origin's own certificate is not what is being checked.
 
     Its TLS context is made at the first https request: loading the system's CA certificates takes about
-    50 ms, which a host whose sites are all plain http (behind a TLS-terminating CDN or proxy) never pays."""
-    from urllib.request import HTTPRedirectHandler, HTTPSHandler, build_opener
+    50 ms, which a host whose sites are all plain http (behind a TLS-terminating CDN or proxy) never pays.
+    (urllib's own HTTPSHandler makes a verifying context as it is built on Python 3.12 and later.)"""
+    import http.client
+    from urllib.request import AbstractHTTPHandler, HTTPRedirectHandler, HTTPSHandler, build_opener
 
     class NoRedirect(HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
             return None
 
-    class LazyTLS(HTTPSHandler):
-        lock = threading.Lock()
+    class LazyTLS(HTTPSHandler):  # a subclass, so that build_opener adds no HTTPSHandler of its own
+        def __init__(self):
+            AbstractHTTPHandler.__init__(self)
+            self.lock = threading.Lock()
+            self.context = None
 
         def https_open(self, req):
             with self.lock:
-                if self._context is None:
-                    self._context = _tls_context(public)
-            return HTTPSHandler.https_open(self, req)
+                if self.context is None:
+                    self.context = _tls_context(public)
+            return self.do_open(http.client.HTTPSConnection, req, context=self.context)
 
     return build_opener(NoRedirect, LazyTLS())
 

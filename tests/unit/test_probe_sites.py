@@ -192,10 +192,16 @@ def test_an_https_origin_is_asked_without_checking_its_certificate_but_a_public_
     assert b["public"]["/"]["status"] is None and "CERTIFICATE_VERIFY_FAILED" in b["public"]["/"]["error"]
 
 
-def test_plain_http_sites_never_make_a_tls_context(origin, monkeypatch):
+def test_plain_http_sites_never_load_the_ca_certificates(origin, monkeypatch):
+    """Neither wp502's context nor urllib's (which Python 3.12+ makes as its HTTPSHandler is built)."""
+    import ssl
+
     import wp502_http
 
-    made = []
-    monkeypatch.setattr(wp502_http, "_tls_context", made.append)
+    loads = []
+    real = ssl.SSLContext.load_default_certs
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", lambda self, *a: loads.append(a) or real(self, *a))
     out = wp502_http.probe_sites(origin, timeout=5)
-    assert out["sites"]["a.test"]["origin_healthy"] is True and made == []
+    assert out["sites"]["a.test"]["origin_healthy"] is True and loads == []
+    ssl.create_default_context()  # the recorder itself sees a load
+    assert len(loads) == 1
