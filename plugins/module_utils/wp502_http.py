@@ -57,7 +57,8 @@ def _opener(public):
 
     class LazyTLS(HTTPSHandler):  # a subclass, so that build_opener adds no HTTPSHandler of its own
         def __init__(self):
-            AbstractHTTPHandler.__init__(self)
+            # not HTTPSHandler.__init__: on Python 3.12+ it loads the CA certificates into a context of its own
+            AbstractHTTPHandler.__init__(self)  # pylint: disable=non-parent-init-called
             self.lock = threading.Lock()
             self.context = None
 
