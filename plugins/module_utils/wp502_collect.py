@@ -5,7 +5,7 @@
 
 :class:`Collector` gathers PHP-FPM, front-end, WordPress, database, HTTP, host-pressure, log and
 peak-hour evidence; commands go through the ``run(argv, env=None, timeout=None) -> (rc, out, err)``
-callable it is given (AnsibleModule.run_command on a target), so nothing here needs Ansible.
+callable it is given (wp502_host.deadline_runner on a target), so nothing here needs Ansible.
 Every part fails soft: what cannot be read is listed in ``errors`` and the rest goes on.
 """
 
@@ -147,7 +147,7 @@ def _short_command(argv, width=60):
 
 
 class Collector:
-    """One host's evidence. ``run(argv, env=None, timeout=None)`` runs commands (AnsibleModule.run_command)."""
+    """One host's evidence. ``run(argv, env=None, timeout=None)`` runs commands (wp502_host.deadline_runner)."""
 
     def __init__(self, run, since_epoch, now=None, probe_timeout=10.0, scan_files=True, recent_days=7,
                  max_php_files=20000, os_reserve=None, db=True, probe=True, sites=None, extra_logs=None,

@@ -162,7 +162,7 @@ def namespace_validator(module):
         return None, "%s not found" % ", ".join(missing)
     prefix = [unshare, "--mount", "--propagation", "private", "--"]
     try:
-        rc, out, err = deadline_runner(module.run_command)([*prefix, "true"], timeout=15)
+        rc, out, err = deadline_runner()([*prefix, "true"], timeout=15)
     except CommandTimeoutError as exc:
         return None, str(exc)
     if rc != 0:
@@ -181,7 +181,7 @@ def validate_candidate(module, validate, candidate, real):
         argv = [*prefix, candidate, real, *list(validate)]
     try:
         # A validator has a deadline too: one that hangs is a refusal naming it, never a stalled run.
-        rc, out, err = deadline_runner(module.run_command)(argv, timeout=VALIDATE_TIMEOUT)
+        rc, out, err = deadline_runner()(argv, timeout=VALIDATE_TIMEOUT)
     except CommandTimeoutError as exc:
         rc, out, err = 124, "", str(exc)
     except Exception as exc:  # noqa: BLE001 - a validator that cannot run is a failed validation

@@ -573,7 +573,7 @@ def main():
 
     # Every command under its deadline (nginx -T, systemctl, mysql, journalctl, dmesg): a hung one is
     # killed and named in errors, and the round trip goes on.
-    collector = Collector(deadline_runner(module.run_command), since, probe_timeout=p["probe_timeout"], scan_files=p["scan_files"],
+    collector = Collector(deadline_runner(), since, probe_timeout=p["probe_timeout"], scan_files=p["scan_files"],
                           recent_days=p["recent_days"], max_php_files=p["max_php_files"],
                           os_reserve=p["os_reserve_mb"] * 1024 * 1024 if p["os_reserve_mb"] else None,
                           db=p["database"], probe=p["probe"], sites=p["sites"], extra_logs=p["extra_logs"],

@@ -321,7 +321,7 @@ def main():
     if not os.path.isdir(plugin_dir):
         module.fail_json(msg="no plugins directory at %s" % plugin_dir)
 
-    run = deadline_runner(module.run_command)
+    run = deadline_runner()
     systemctl = module.get_bin_path("systemctl") or which("systemctl")
     if p["fpm_services"] and not systemctl and not module.check_mode:
         module.fail_json(msg="no systemctl on the host: the rung cannot restart %s" % ", ".join(p["fpm_services"]))

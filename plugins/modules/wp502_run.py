@@ -355,7 +355,7 @@ def _restore_value(module, name, before, where):
     if not client:
         raise DBError("no mysql or mariadb client on the host to write %s back" % name)
     password = cfg.pop("db_password", None)
-    db = WordPressDB(deadline_runner(module.run_command), client, cfg, password)
+    db = WordPressDB(deadline_runner(), client, cfg, password)
     db.set(where.get("list") or name, binascii.unhexlify(before))
 
 
@@ -391,7 +391,7 @@ def services(module, p):
     if bad:
         module.fail_json(msg="each wait_for entry needs a path, or a host and a port: %s" % bad)
     cautions = []
-    units = Units(deadline_runner(module.run_command), which("systemctl") or "systemctl", p["services"], [], cautions,
+    units = Units(deadline_runner(), which("systemctl") or "systemctl", p["services"], [], cautions,
                   restart_timeout=p["service_timeout"])
     action = "restart" if p["state"] == "restarted" else "reload"
     done = [units.act(unit, action, check_mode=module.check_mode) for unit in p["services"]]

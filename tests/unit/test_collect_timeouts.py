@@ -129,6 +129,28 @@ def test_wp502_evidence_passes_each_deadline_to_the_host(monkeypatch, run_module
     assert seen["seconds"] < 10
 
 
+def test_the_evidence_runs_its_commands_without_ansibles_run_command(monkeypatch, run_module):
+    """AnsibleModule.run_command polls its pipes in select(1) and can sleep a whole second after a command has
+    exited (wp502_host._spawn): the modules run commands through subprocess under coreutils' timeout instead."""
+    seen = {}
+
+    class Probe:
+        def __init__(self, run, since, **_kwargs):
+            self.run = run
+
+        def collect(self):
+            seen["out"] = self.run(["sh", "-c", "echo answered"], timeout=5)
+            return {"errors": []}
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("AnsibleModule.run_command was called")
+
+    monkeypatch.setattr(wp502_evidence, "Collector", Probe)
+    monkeypatch.setattr(wp502_evidence.AnsibleModule, "run_command", refuse)
+    out = run_module(wp502_evidence, low_priority=False)
+    assert out["_rc"] == 0 and seen["out"] == (0, "answered\n", "")
+
+
 def test_the_plugin_lists_database_calls_have_a_deadline():
     wpdb = wp502_run.WordPressDB.__init__.__globals__
     run = FakeRun(hang=["HEX(option_value)"])
