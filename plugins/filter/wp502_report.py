@@ -833,6 +833,36 @@ def wp502_emergency_line(result):
     return wp502_emergency_outcome(result)["line"]
 
 
+def wp502_emergency_console(done, report=None):
+    """An emergency run on the console: one outcome line per host, then a line per site for each host
+    with more than one site, then where the report is. ``done``: the hosts' variables, each with
+    ``inventory_hostname`` and ``wp502_emergency_result``."""
+    lines, sites = [], []
+    for hostvars in done or []:
+        host, result = hostvars["inventory_hostname"], hostvars.get("wp502_emergency_result") or {}
+        lines.append("%s: %s" % (host, wp502_emergency_line(result)))
+        if len(result.get("sites") or []) > 1:
+            sites += ["%s: %s: %s" % (host, site["state"], site["line"]) for site in wp502_emergency_sites(result)]
+    if sites:
+        lines += ["Each site of the hosts with more than one:", *sites]
+    if report:
+        lines.append("Report: %s/report.html" % report)
+    return lines
+
+
+def wp502_emergency_planned(result, host):
+    """In check mode, what each rung of a host's ladder would have done, a line each:
+    ``"HOST: RUNG would ... (for SITE, ...)"`` (the rung's note, which says ``would`` or is the change)."""
+    lines = []
+    for rung in (result or {}).get("rungs") or []:
+        if not rung.get("planned"):
+            continue
+        note = (rung.get("note") or "").strip()
+        plan = note if note.startswith("would ") else ("would " + note).rstrip()
+        lines.append("%s: %s %s (for %s)" % (host, rung.get("rung", "?"), plan, ", ".join(rung.get("sites") or [])))
+    return lines
+
+
 def wp502_emergency_results(results):
     """An emergency run's results as results.json holds them: per host its result, its decided
     outcome (``state``, ``ok``, ``line``) and, when it has sites, a row per site with its own
@@ -915,5 +945,6 @@ class FilterModule:
                 "wp502_report_prometheus": wp502_report_prometheus,
                 "wp502_emergency_line": wp502_emergency_line,
                 "wp502_emergency_outcome": wp502_emergency_outcome, "wp502_emergency_sites": wp502_emergency_sites,
-                "wp502_emergency_results": wp502_emergency_results,
+                "wp502_emergency_results": wp502_emergency_results, "wp502_emergency_planned": wp502_emergency_planned,
+                "wp502_emergency_console": wp502_emergency_console,
                 "wp502_emergency_html": wp502_emergency_html}

@@ -104,9 +104,11 @@ def test_the_emergency_summary_writes_a_row_per_site(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "wp1: broke: sitec.test answered 200 before, 502 now after plugins; healed 1 of 1 failing site: " \
            "siteb.test by plugins (culprit wp502-fault-slow)" in proc.stdout
-    per_site = proc.stdout.split("Show each site's outcome")[1]
-    assert '"healed: siteb.test by plugins (culprit wp502-fault-slow)"' in per_site
-    assert '"broke: sitec.test answered 200 before, 502 now after plugins"' in per_site and "item=wp2" not in per_site
+    console = proc.stdout.split("Show every host's outcome")[1]
+    per_site = console.split("Each site of the hosts with more than one:")[1]
+    assert '"wp1: healed: siteb.test by plugins (culprit wp502-fault-slow)"' in per_site
+    assert '"wp1: broke: sitec.test answered 200 before, 502 now after plugins"' in per_site and "wp2:" not in per_site
+    assert '"wp2: fpm_down, healed by restart_fpm"' in console
     (run,) = (tmp_path / "reports").iterdir()
     results = json.loads((run / "results.json").read_text())
     assert (results["wp1"]["state"], results["wp1"]["ok"]) == ("broke", False)

@@ -541,3 +541,34 @@ def test_the_fleet_page_shows_a_sites_first_evidence_line_and_its_host_page_ever
     body = main.split('<script type="application/json"')[0]
     assert "first " + "x" * 154 in body and "x" * 155 not in body and "second line" not in body
     assert "<li>first " + "x" * 300 + "</li><li>second line</li><li>third line</li>" in page
+
+
+def test_the_emergency_console_names_each_site_only_on_hosts_with_several():
+    done = [{"inventory_hostname": "wp1", "wp502_emergency_result": em(em_site("a.test", "200", "200"),
+                                                                        em_site("b.test", "502", "200", "plugins", ["x"]))},
+            {"inventory_hostname": "wp2", "wp502_emergency_result": {"top_cause": "fpm_down", "healed_by": "restart_fpm"}},
+            {"inventory_hostname": "wp3", "wp502_emergency_result": em(em_site("c.test", "502", "200", "restart_fpm"))}]
+    assert rep.wp502_emergency_console(done, "/r/emergency-1") == [
+        "wp1: healed 1 of 1 failing site: b.test by plugins (culprit x)",
+        "wp2: fpm_down, healed by restart_fpm",
+        "wp3: healed 1 of 1 failing site: c.test by restart_fpm",
+        "Each site of the hosts with more than one:",
+        "wp1: healthy: a.test answers 200", "wp1: healed: b.test by plugins (culprit x)",
+        "Report: /r/emergency-1/report.html"]
+    # No report written (no host done), no site lines: only what there is.
+    assert rep.wp502_emergency_console([], None) == []
+    assert rep.wp502_emergency_console(done[1:2]) == ["wp2: fpm_down, healed by restart_fpm"]
+
+
+def test_check_mode_says_what_each_planned_rung_would_do():
+    result = {"check_mode": True, "rungs": [
+        {"rung": "restart_fpm", "sites": ["a.test"], "planned": True, "note": "restart php8.2-fpm"},
+        {"rung": "plugins", "sites": ["a.test", "b.test"], "planned": True, "note": "would take out 3 plugins"},
+        {"rung": "frontend", "sites": ["a.test"], "planned": True, "note": ""},
+        # A rung that ran (not check mode) is not a plan.
+        {"rung": "bom", "sites": ["a.test"], "planned": False, "note": "stripped 1 file"}]}
+    assert rep.wp502_emergency_planned(result, "wp1") == [
+        "wp1: restart_fpm would restart php8.2-fpm (for a.test)",
+        "wp1: plugins would take out 3 plugins (for a.test, b.test)",
+        "wp1: frontend would (for a.test)"]
+    assert rep.wp502_emergency_planned({}, "wp1") == []
