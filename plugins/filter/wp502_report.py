@@ -852,14 +852,19 @@ def wp502_emergency_console(done, report=None):
 
 def wp502_emergency_planned(result, host):
     """In check mode, what each rung of a host's ladder would have done, a line each:
-    ``"HOST: RUNG would ... (for SITE, ...)"`` (the rung's note, which says ``would`` or is the change)."""
+    ``"HOST: RUNG would ... (for SITE, ...)"`` (the rung's note, which says ``would`` or is the change), or
+    ``"HOST: RUNG: nothing ..."`` when the note says the rung has nothing to do."""
     lines = []
     for rung in (result or {}).get("rungs") or []:
         if not rung.get("planned"):
             continue
         note = (rung.get("note") or "").strip()
-        plan = note if note.startswith("would ") else ("would " + note).rstrip()
-        lines.append("%s: %s %s (for %s)" % (host, rung.get("rung", "?"), plan, ", ".join(rung.get("sites") or [])))
+        if note.startswith(("nothing ", "no ")):
+            # What the rung found it cannot do: said as is ("frontend: nothing the front-end can change ...").
+            plan = ": " + note
+        else:
+            plan = " " + (note if note.startswith("would ") else ("would " + note).rstrip())
+        lines.append("%s: %s%s (for %s)" % (host, rung.get("rung", "?"), plan, ", ".join(rung.get("sites") or [])))
     return lines
 
 

@@ -565,10 +565,14 @@ def test_check_mode_says_what_each_planned_rung_would_do():
         {"rung": "restart_fpm", "sites": ["a.test"], "planned": True, "note": "restart php8.2-fpm"},
         {"rung": "plugins", "sites": ["a.test", "b.test"], "planned": True, "note": "would take out 3 plugins"},
         {"rung": "frontend", "sites": ["a.test"], "planned": True, "note": ""},
+        {"rung": "frontend", "sites": ["b.test"], "planned": True, "note": "nothing the front-end can change for this verdict"},
+        {"rung": "bom", "sites": ["b.test"], "planned": True, "note": "no PHP file this site is proven to load starts with a BOM"},
         # A rung that ran (not check mode) is not a plan.
         {"rung": "bom", "sites": ["a.test"], "planned": False, "note": "stripped 1 file"}]}
     assert rep.wp502_emergency_planned(result, "wp1") == [
         "wp1: restart_fpm would restart php8.2-fpm (for a.test)",
         "wp1: plugins would take out 3 plugins (for a.test, b.test)",
-        "wp1: frontend would (for a.test)"]
+        "wp1: frontend would (for a.test)",
+        "wp1: frontend: nothing the front-end can change for this verdict (for b.test)",
+        "wp1: bom: no PHP file this site is proven to load starts with a BOM (for b.test)"]
     assert rep.wp502_emergency_planned({}, "wp1") == []
