@@ -544,8 +544,8 @@ def test_the_fleet_page_shows_a_sites_first_evidence_line_and_its_host_page_ever
 
 
 def test_the_emergency_console_names_each_site_only_on_hosts_with_several():
-    done = [{"inventory_hostname": "wp1", "wp502_emergency_result": em(em_site("a.test", "200", "200"),
-                                                                        em_site("b.test", "502", "200", "plugins", ["x"]))},
+    wp1 = em(em_site("a.test", "200", "200"), em_site("b.test", "502", "200", "plugins", ["x"]))
+    done = [{"inventory_hostname": "wp1", "wp502_emergency_result": wp1},
             {"inventory_hostname": "wp2", "wp502_emergency_result": {"top_cause": "fpm_down", "healed_by": "restart_fpm"}},
             {"inventory_hostname": "wp3", "wp502_emergency_result": em(em_site("c.test", "502", "200", "restart_fpm"))}]
     assert rep.wp502_emergency_console(done, "/r/emergency-1") == [
