@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import html
+import importlib.util
 import json
+import os
+import sys
 from collections import Counter
 
 _STATUS_LABEL = {"ok": "audited", "unreachable": "unreachable", "failed": "audit failed", "no_fpm": "no PHP-FPM",
@@ -677,160 +680,43 @@ def wp502_report_prometheus(summary, timestamp=None):
     return "\n".join(out) + "\n"
 
 
-_SITE_ORDER = ("broke", "not_healed", "cdn_only", "planned", "healed", "healthy")
+def _load_outcome():
+    """plugins/module_utils/wp502_outcome.py, where what an emergency run did is worked out for the host
+    (wp502_run) and the controller alike, loaded from its file (a controller plugin cannot import a
+    module_utils file of the checkout by name)."""
+    name = "wp502_outcome_for_filters"
+    if name not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", "wp502_outcome.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
-def _answer(value):
-    """A probe's answer as the outcome words say it: "502", or "no answer"."""
-    return "no answer" if value in (None, "", 0, "0") else str(value)
+_OUTCOME = _load_outcome()
+_answer = _OUTCOME._answer  # pylint: disable=protected-access
+# The outcome of a host and of its sites, decided in one place (wp502_outcome.emergency_outcome).
+wp502_emergency_sites = _OUTCOME.emergency_sites
+wp502_emergency_outcome = _OUTCOME.emergency_outcome
+wp502_emergency_line = _OUTCOME.emergency_line
 
 
-def _plural(n, word):
-    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+def wp502_emergency_rung(answered, rung, step, failed=False, changed=True, check_mode=False, seconds=0.0, note="",
+                         detail=None):
+    """A rung as the run records it, from what the sites answered after it (wp502_outcome.rung_record)."""
+    return _OUTCOME.rung_record(rung, step, answered, failed=failed, changed=changed, check_mode=check_mode,
+                                seconds=seconds, note=note, detail=detail)
 
 
-def _culprits(names):
-    names = [str(n) for n in names or []]
-    if not names:
-        return ""
-    return " (culprit%s %s)" % ("s" if len(names) > 1 else "", ", ".join(names))
+def wp502_emergency_site_briefs(sites):
+    """What a run's result keeps of each site of the evidence (wp502_outcome.site_brief)."""
+    return [_OUTCOME.site_brief(site) for site in sites or []]
 
 
-def _site_rungs(result, site_id, broke=False):
-    """The rungs climbed for a site: those naming it (``sites``), or every rung when rungs do not say;
-    for a site that broke, the rungs that broke it (``broke``) when they say. A rung undone says so."""
-    rungs = [x for x in result.get("rungs") or [] if isinstance(x, dict)]
-    if broke and any(site_id in (x.get("broke") or []) for x in rungs):
-        rungs = [x for x in rungs if site_id in (x.get("broke") or [])]
-    else:
-        rungs = [x for x in rungs if "sites" not in x or site_id in (x.get("sites") or [])]
-    return ["%s%s" % (x.get("rung"), " (rolled back)" if x.get("rolled_back") else "") for x in rungs]
-
-
-def wp502_emergency_sites(result):
-    """Each site of an emergency result (``result.sites``) with its decided outcome: ``state`` (healed,
-    healthy, not_healed, broke, cdn_only, planned), ``ok`` and a ``line`` naming what happened to it.
-    The answers decide, not the words given: a site that answered before and fails now broke, a site
-    that failed before and answers now healed, whatever its ``state`` said. An empty list without
-    ``sites``."""
-    result = result or {}
-    out = []
-    for given in result.get("sites") or []:
-        if not isinstance(given, dict):
-            continue
-        site = dict(given)
-        sid = str(site.get("site") or site.get("id") or "-")
-        before, after = site.get("answering_before"), site.get("answering_after")
-        if before is None or after is None:
-            state = site.get("state") or "not_healed"
-        elif site.get("state") == "cdn_only":
-            state = "cdn_only"
-        elif before and not after:
-            state = "broke"
-        elif before:
-            state = "healthy"
-        elif after:
-            state = "healed"
-        else:
-            state = "not_healed"
-        if state == "not_healed" and result.get("check_mode"):
-            state = "planned"
-        rungs = _site_rungs(result, sid, broke=state == "broke")
-        if state == "healed":
-            line = "%s by %s%s" % (sid, site.get("healed_by"), _culprits(site.get("culprits"))) if site.get("healed_by") \
-                else "%s answers %s now" % (sid, _answer(site.get("after")))
-        elif state == "healthy":
-            line = "%s answers %s" % (sid, _answer(site.get("after") or site.get("before")))
-        elif state == "broke":
-            line = "%s answered %s before, %s now%s" % (sid, _answer(site.get("before")), _answer(site.get("after")),
-                                                        " after " + ", ".join(rungs) if rungs else "")
-        elif state == "cdn_only":
-            line = "%s fails only through %s%s" % (sid, site.get("cdn") or "its CDN",
-                                                   " (Ray ID %s)" % site["ray_id"] if site.get("ray_id") else "")
-        elif state == "planned":
-            line = "%s fails (%s); would climb %s" % (sid, _answer(site.get("before")), ", ".join(rungs) or "no rung")
-        else:
-            now = _answer(site.get("after") or site.get("before"))
-            line = "%s %s%s" % (sid, "still answers " + now if now[:1].isdigit() else "still fails (%s)" % now,
-                                " after " + ", ".join(rungs) if rungs else " (no rung climbed)")
-        site.update(site=sid, state=state, ok=state in ("healed", "healthy"), line=line)
-        out.append(site)
-    return out
-
-
-def wp502_emergency_outcome(result):
-    """What happened to a host in an emergency run, decided in one place for every surface (console,
-    report, webhook, the wp502 command, the run's exit status): ``{"state", "ok", "line"}``.
-
-    ``ok`` is true only when nothing is left broken on the host. With ``sites`` (issue #11): every
-    site that failed before answers now and every site that answered before still does; the line
-    names the sites ("healed 2 of 2 failing sites: siteb.test by plugins (culprit x), sitec.test by
-    restart_db"). Without ``sites``: it was healed (the probe after a rung answered) or its origin
-    already answered. A host refused, unreachable, not healed, with a site that broke or fails only
-    through its CDN, or only planned for (check mode), is not ok.
-    """
-    result = result or {}
-    if result.get("unreachable") or result.get("refused") or not result.get("sites"):
-        return _host_outcome(result)
-    sites = wp502_emergency_sites(result)
-    by = dict((state, [s for s in sites if s["state"] == state]) for state in _SITE_ORDER)
-    failing_before = [s for s in sites if s["state"] in ("healed", "not_healed", "planned")]
-    parts = []
-    stopped = result.get("stopped") or ""
-    if by["not_healed"]:
-        why = " (stopped: %s)" % stopped if stopped not in ("", "healthy", "cdn_only") else ""
-        parts.append("not healed%s: %s" % (why, "; ".join(s["line"] for s in by["not_healed"])))
-    if by["broke"]:
-        parts.append("broke: %s" % "; ".join(s["line"] for s in by["broke"]))
-    if by["planned"]:
-        parts.append("check mode: nothing changed; %s" % "; ".join(s["line"] for s in by["planned"]))
-    if by["cdn_only"]:
-        parts.append("cdn_only: %s" % "; ".join(s["line"] for s in by["cdn_only"]))
-    if by["healed"]:
-        parts.append("healed %d of %s: %s" % (len(by["healed"]), _plural(len(failing_before), "failing site"),
-                                              ", ".join(s["line"] for s in by["healed"])))
-    state = next(st for st in _SITE_ORDER if by[st])
-    if state == "not_healed" and stopped not in ("", "healthy", "cdn_only"):
-        state = "stopped"
-    if state == "healthy":
-        return {"state": "healthy", "ok": True, "line": "stopped: healthy (%s answer%s)" % (
-            _plural(len(sites), "site"), "s" if len(sites) == 1 else "")}
-    ok = state == "healed"
-    line = "; ".join(parts)
-    if not ok and state not in ("cdn_only", "planned") and result.get("next_step"):
-        line += "; next: %s" % result["next_step"]
-    return {"state": state, "ok": ok, "line": line}
-
-
-def _host_outcome(result):
-    """The outcome of a result without ``sites`` (one probed site per host, as before issue #11)."""
-    cause = result.get("top_cause") or "unknown"
-    stopped = result.get("stopped") or ""
-    if result.get("unreachable"):
-        return {"state": "unreachable", "ok": False, "line": "unreachable: %s" % result["unreachable"]}
-    if result.get("refused"):
-        return {"state": "refused", "ok": False, "line": "refused: %s" % result["refused"]}
-    if result.get("healed_by") and result.get("healed", True):
-        culprits = result.get("culprits") or []
-        return {"state": "healed", "ok": True, "line": "%s, healed by %s%s" % (
-            cause, result["healed_by"], " (culprit: %s)" % ", ".join(culprits) if culprits else "")}
-    if stopped == "healthy":
-        return {"state": "healthy", "ok": True, "line": "%s, stopped: healthy (the origin answers; nothing changed)" % cause}
-    if stopped == "cdn_only":
-        return {"state": "cdn_only", "ok": False, "line": "%s, stopped: cdn_only (the origin answers; the CDN fails: %s)" % (
-            cause, result.get("next_step") or "check the CDN")}
-    if result.get("check_mode"):
-        return {"state": "planned", "ok": False, "line": "%s, check mode: nothing changed, the site still fails; would climb %s" % (
-            cause, ", ".join(r.get("rung", "?") for r in result.get("rungs") or []) or "no rung")}
-    if stopped:
-        return {"state": "stopped", "ok": False, "line": "%s, NOT healed, stopped: %s; next: %s" % (
-            cause, stopped, result.get("next_step") or "see the evidence")}
-    return {"state": "not_healed", "ok": False, "line": "%s, NOT healed; next: %s" % (cause, result.get("next_step") or "see the evidence")}
-
-
-def wp502_emergency_line(result):
-    """One line for an emergency run's outcome on a host (notifications, summaries)."""
-    return wp502_emergency_outcome(result)["line"]
+def wp502_emergency_run_result(run):
+    """A host's emergency result with its outcome (wp502_outcome.run_result), as wp502_run keeps it on the host."""
+    return _OUTCOME.run_result(run)
 
 
 def wp502_emergency_console(done, report=None):
@@ -952,4 +838,6 @@ class FilterModule:
                 "wp502_emergency_outcome": wp502_emergency_outcome, "wp502_emergency_sites": wp502_emergency_sites,
                 "wp502_emergency_results": wp502_emergency_results, "wp502_emergency_planned": wp502_emergency_planned,
                 "wp502_emergency_console": wp502_emergency_console,
+                "wp502_emergency_rung": wp502_emergency_rung, "wp502_emergency_run_result": wp502_emergency_run_result,
+                "wp502_emergency_site_briefs": wp502_emergency_site_briefs,
                 "wp502_emergency_html": wp502_emergency_html}

@@ -11,7 +11,6 @@ the rungs switched on and selected by --tags/--skip-tags.
 
 from __future__ import annotations
 
-# ansible-doc reads the first filter's documentation; wp502_site_results is described in its docstring.
 DOCUMENTATION = r"""
 name: wp502_ladder_for
 short_description: The steps of a ladder plan that serve the sites failing now
@@ -77,49 +76,6 @@ def wp502_ladder_for(plan, failing, rungs=None, sites=None, key="plan"):
     return chosen
 
 
-def _statuses(probe):
-    """``"502"``, or ``"200, 502"`` when the paths disagree, ``"no answer"`` without a status."""
-    got = [str((p or {}).get("status") or "no answer") for p in ((probe or {}).get("origin") or {}).values()]
-    return ", ".join(sorted(set(got), key=got.index)) if got else "not asked"
-
-
-def wp502_site_results(sites, start, latest, answering_start, answering_now, rungs):
-    """Each site of a host after an emergency run: ``{site, before, after, answering_before,
-    answering_after, top_cause, signatures, healed_by, culprits, state}`` (+ ``cdn``, ``ray_id`` for ``cdn_only``).
-
-    ``state``: ``healed`` (failed, answers now), ``healthy`` (answered, still does), ``not_healed``
-    (failed, still fails), ``broke`` (answered, fails now), ``cdn_only`` (the origin answers, only the
-    public URL fails). ``healed_by`` is the first step after which the site answered and that was
-    not undone; ``culprits`` the plugins that step left out for it."""
-    out = []
-    for site in sites or []:
-        sid = site.get("id")
-        before, after = sid in (answering_start or []), sid in (answering_now or [])
-        entry = {"site": sid, "names": site.get("names") or [sid], "top_cause": site.get("top_cause"),
-                 # what its logs showed (a later host's known-culprit match compares signatures)
-                 "signatures": list(site.get("signatures") or []),
-                 "before": _statuses((start or {}).get(sid)), "after": _statuses((latest or {}).get(sid)),
-                 "answering_before": before, "answering_after": after, "healed_by": None, "culprits": []}
-        if not before and after:
-            for rung in rungs or []:
-                if sid in (rung.get("fixed") or []) and not rung.get("rolled_back"):
-                    entry["healed_by"] = rung.get("rung")
-                    entry["culprits"] = list(rung.get("culprits") or []) if sid in (rung.get("sites") or []) else []
-                    break
-        if before and not after:
-            entry["state"] = "broke"
-        elif not before:
-            entry["state"] = "healed" if after else "not_healed"
-        elif site.get("top_cause") == "cdn_only":
-            entry["state"] = "cdn_only"
-            http = site.get("http") or {}
-            entry["cdn"], entry["ray_id"] = http.get("cdn"), http.get("ray_id")
-        else:
-            entry["state"] = "healthy"
-        out.append(entry)
-    return out
-
-
 class FilterModule:
     def filters(self):
-        return {"wp502_ladder_for": wp502_ladder_for, "wp502_site_results": wp502_site_results}
+        return {"wp502_ladder_for": wp502_ladder_for}

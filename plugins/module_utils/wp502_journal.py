@@ -319,6 +319,22 @@ class Journal:
                 return True
         return False
 
+    def end(self, result=None, storm=True):
+        """End the run on the host: release its lock; when it held it, keep ``result`` beside its journal
+        (``runs/RUN_ID/result.json``, so that the host itself tells what the last run did) and, with
+        ``storm`` (the run acted on the host), record when it ended for storm control. True when the lock
+        was this run's."""
+        released = self.release()
+        if released and result is not None:
+            if not os.path.isdir(self.run_dir):
+                os.makedirs(self.run_dir, 0o700)
+            _write_atomic(os.path.join(self.run_dir, "result.json"),
+                          json.dumps(result, indent=2, sort_keys=True, default=str).encode("utf-8"), mode=0o644)
+        if released and storm:
+            _write_atomic(os.path.join(self.state_dir, "last_end"),
+                          json.dumps({"run_id": self.run_id, "at": self.now()}).encode(), mode=0o644)
+        return released
+
     def _mark_last(self):
         _write_atomic(os.path.join(self.state_dir, "last"), self.run_id.encode(), mode=0o644)
 

@@ -38,6 +38,10 @@ description:
   - With O(probe), once every unit is back, every site is asked in the same round trip, exactly as
     C(wp502_probe) asks them with O(probe.sites), and RV(probe) is what C(wp502_probe) would return, so that the
     emergency's restart and reload rungs act and check in one round trip.
+  - With O(release) as well, when that probe's judgement says the action healed (every site that failed answers
+    and every site that answered still does), the run ends in the same round trip, as C(state=unlocked) would end
+    it. The rung is recorded, the run's result worked out (the same code the controller's role uses) and kept as
+    C(result.json), and the lock released (RV(released)). Otherwise nothing of the run changes.
   - C(state=status) reports the lock, the last run and its journal without changing anything.
 version_added: "0.1.0"
 author:
@@ -157,6 +161,31 @@ options:
         description: Seconds between two tries.
         type: float
         default: 2
+  release:
+    description:
+      - With C(state=restarted) or C(state=reloaded) and O(probe), end the run on the host when the probe says the
+        action healed (see the description). The emergency role passes it from its restart and reload rungs.
+    type: dict
+    suboptions:
+      run:
+        description:
+          - The run so far, as the role keeps it (C(run_id), C(state_dir), C(host), C(locked), C(rungs), C(sites),
+            C(baseline), C(site_probes), C(answering), ...; see C(wp502_outcome.run_result)). Nothing happens unless
+            C(locked) is true and C(run_id) holds the lock.
+        type: dict
+        required: true
+      rung:
+        description: This rung's name (C(restart_fpm)).
+        type: str
+        required: true
+      step:
+        description: The ladder's step this action is (C(step), C(sites), C(cause)).
+        type: dict
+        required: true
+      elapsed:
+        description: Seconds the step had taken on the controller before this round trip (the rung's time adds this one).
+        type: float
+        default: 0
   owner:
     description:
       - With C(state=locked), where the run comes from, recorded in the lock and named in the refusal another run
@@ -304,6 +333,18 @@ probe:
   sample: {"healthy": true, "tries": 1, "failing": [], "not_asked": [], "seconds": 0.31,
            "judgement": {"healed": true, "fixed": ["/var/www/wordpress"], "broke": [], "failing": [],
                          "answering": ["/var/www/wordpress"]}}
+note:
+  description: What the restart or reload did, in a line (the cautions, or why it failed), as the rung's note.
+  returned: when state is restarted or reloaded
+  type: str
+released:
+  description:
+    - With O(release), when the probe said the action healed, C(released) (whether this run's lock was released)
+      and C(result), the run's result as kept on the host in C(result.json), with its outcome (C(state), C(ok), C(line)).
+  returned: when state is restarted or reloaded, O(release) is given and the probe said the action healed
+  type: dict
+  sample: {"released": true, "result": {"run_id": "20261201T213005-wp1-3f9a2c", "healed": true,
+                                        "healed_by": "restart_fpm", "state": "healed", "ok": true}}
 waited:
   description: Each address of O(wait_for), with C(ready) saying whether it listened within O(wait_timeout).
   returned: when state is restarted or reloaded
@@ -317,15 +358,14 @@ journal:
   elements: dict
 """
 
-import json
-import os
 import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wp502_ask import ask_sites, probe_options
 from ansible.module_utils.wp502_host import deadline_runner, which
-from ansible.module_utils.wp502_journal import RUN_ID, Journal, last_run, lock_options, take_host
+from ansible.module_utils.wp502_journal import DEFAULT_STATE_DIR, RUN_ID, Journal, last_run, lock_options, take_host
+from ansible.module_utils.wp502_outcome import run_result, rung_record
 from ansible.module_utils.wp502_services import Units, wait_listening
 from ansible.module_utils.wp502_wordpress import parse_wp_config
 from ansible.module_utils.wp502_wpdb import DBError, WordPressDB
@@ -390,6 +430,7 @@ def services(module, p):
     bad = [t for t in p["wait_for"] or [] if not t.get("path") and not (t.get("host") is not None and t.get("port"))]
     if bad:
         module.fail_json(msg="each wait_for entry needs a path, or a host and a port: %s" % bad)
+    started = time.time()
     cautions = []
     units = Units(deadline_runner(), which("systemctl") or "systemctl", p["services"], [], cautions,
                   restart_timeout=p["service_timeout"])
@@ -401,7 +442,10 @@ def services(module, p):
               "timed_out": [d["name"] for d in done if d.get("timed_out")]}
     failed = [d for d in done if not d["ok"]]
     if failed:
-        module.fail_json(msg="; ".join(d["msg"] for d in failed), **result)
+        msg = "; ".join(d["msg"] for d in failed)
+        module.fail_json(msg=msg, note=msg, **result)
+    # The rung's note: what an operator should know of it.
+    result["note"] = "; ".join(cautions) if action == "restart" or done else "nothing was running to reload"
     ask = p["probe"]
     if ask and not module.check_mode:
         try:
@@ -410,7 +454,31 @@ def services(module, p):
                                         answering=ask["answering"], expect=ask["expect"])
         except ValueError as exc:
             module.fail_json(msg="probe: %s" % exc, **result)
+        if p["release"] and (result["probe"].get("judgement") or {}).get("healed"):
+            result["released"] = end_healed_run(p["release"], result, time.time() - started)
     return result
+
+
+def end_healed_run(release, result, seconds):
+    """End a run that this restart or reload healed, in its round trip: the rung recorded and the result worked
+    out as the role's tasks do (wp502_outcome), kept beside the journal, and the lock released. The role then
+    skips its own release."""
+    run = dict(release["run"])
+    if not run.get("locked") or not run.get("run_id") or not RUN_ID.match(str(run["run_id"])):
+        return {"released": False, "result": None}
+    probe = result["probe"]
+    judged = probe["judgement"]
+    record = rung_record(release["rung"], release["step"], probe, changed=result["changed"],
+                         seconds=float(release["elapsed"] or 0) + seconds, note=result["note"])
+    site_probes = dict(run.get("site_probes") or {})
+    site_probes.update(probe.get("sites") or {})
+    run.update(rungs=[*(run.get("rungs") or []), record], healed=True, site_probes=site_probes,
+               answering=judged.get("answering", run.get("answering")), finished_at=None)
+    ended = run_result(run)
+    journal = Journal(run["run_id"], run.get("state_dir") or DEFAULT_STATE_DIR)
+    # Storm control counts runs that acted on the host (as the role's release: a rung that changed something).
+    released = journal.end(ended, storm=any(r.get("changed") for r in ended["rungs"]))
+    return {"released": released, "result": ended if released else None}
 
 
 def main():
@@ -431,6 +499,12 @@ def main():
             )),
             wait_timeout=dict(type="float", default=10),
             probe=dict(type="dict", options=dict(sites=dict(type="list", elements="dict", required=True), **probe_options())),
+            release=dict(type="dict", options=dict(
+                run=dict(type="dict", required=True),
+                rung=dict(type="str", required=True),
+                step=dict(type="dict", required=True),
+                elapsed=dict(type="float", default=0),
+            )),
             **lock_options()
         ),
         required_if=[("state", "locked", ["run_id"]), ("state", "unlocked", ["run_id"]),
@@ -457,15 +531,7 @@ def main():
         module.exit_json(**got)
     elif p["state"] == "unlocked":
         if not module.check_mode:
-            released = journal.release()
-            if released and p["storm"]:
-                data = json.dumps({"run_id": run_id, "at": time.time()}).encode()
-                with open(os.path.join(state_dir, "last_end"), "wb") as fh:
-                    fh.write(data)
-                if p["result"] is not None:
-                    with open(os.path.join(journal.run_dir, "result.json"), "w") as fh:
-                        json.dump(p["result"], fh, indent=2, sort_keys=True, default=str)
-            result["changed"] = released
+            result["changed"] = journal.end(p["result"], storm=p["storm"])
         else:
             held = journal.read_lock()
             result["changed"] = bool(held and held.get("run_id") == run_id)

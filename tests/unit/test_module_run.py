@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -144,3 +145,89 @@ def test_a_reload_asks_the_sites_in_the_same_round_trip_as_wp502_probe_would(ori
     assert "probe" not in run_module(mod, state="reloaded", services=[], probe=probe, _ansible_check_mode=True)
     bad = run_module(mod, state="reloaded", services=[], probe=dict(probe, answering=["zz"]))
     assert bad["_rc"] == 1 and "probe: answering names sites that are not in sites: zz" in bad["msg"]
+
+
+def _release_args(state_dir, run_id="r1", port=1, **run):
+    """A restart or reload's probe of one site, "a", that failed before, with the run so far as the role passes it."""
+    probe = {"sites": [{"id": "a", "host": "a.test", "port": port}], "answering": [], "expect": ["a"],
+             "paths": ["/"], "cookie_paths": [], "deadline": 1}
+    so_far = {"run_id": run_id, "host": "wp1", "state_dir": state_dir, "check_mode": False, "locked": True,
+              "refused": "", "unreachable": "", "top_cause": "fpm_down",
+              "verdict": [{"cause": "fpm_down", "next_step": "start PHP-FPM"}], "stopped": "", "healed": False,
+              "rungs": [], "sites": [{"id": "a", "names": ["a.test"], "top_cause": "fpm_down", "signatures": ["connect_refused"]}],
+              "targets": probe["sites"], "baseline": {"a": {"origin": {"/": {"status": 502}}}},
+              "site_probes": {"a": {"origin": {"/": {"status": 502}}}}, "answering_start": [], "answering": []}
+    so_far.update(run)
+    release = {"run": so_far, "rung": "restart_fpm", "elapsed": 0.25,
+               "step": {"step": "restart_fpm-1", "sites": ["a"], "cause": "fpm_down", "rung": "restart_fpm"}}
+    return probe, release
+
+
+def test_a_restart_that_heals_every_site_ends_the_run_in_its_round_trip(tmp_path, run_module, monkeypatch, origin):
+    state = str(tmp_path / "state")
+    assert run_module(mod, state="locked", run_id="r1", state_dir=state)["_rc"] == 0
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text('#!/bin/sh\ncase "$1" in show) printf "LoadState=loaded\\nActiveState=failed\\n";; esac\nexit 0\n')
+    systemctl.chmod(0o755)
+    monkeypatch.setattr(mod, "which", lambda *names: str(systemctl) if "systemctl" in names else None)
+    probe, release = _release_args(state, port=origin)
+    out = run_module(mod, state="restarted", services=["php8.2-fpm"], probe=probe, release=release)
+    assert out["_rc"] == 0, out
+    assert out["released"]["released"] is True
+    kept = json.loads((tmp_path / "state" / "runs" / "r1" / "result.json").read_text())
+    assert kept == out["released"]["result"]
+    assert (kept["state"], kept["ok"], kept["line"]) == ("healed", True, "healed 1 of 1 failing site: a by restart_fpm")
+    assert kept["healed"] and kept["healed_by"] == "restart_fpm" and kept["failing"] == [] and kept["next_step"] == ""
+    assert kept["journal"] == state + "/runs/r1"
+    assert kept["rollback"] == "ansible-playbook playbooks/rollback-502.yml -l wp1 -e wp502_run_id=r1"
+    rung = kept["rungs"][-1]
+    assert (rung["rung"], rung["step"], rung["healed"], rung["fixed"], rung["changed"], rung["origin"]) == (
+        "restart_fpm", "restart_fpm-1", True, ["a"], True, [200])
+    assert rung["seconds"] >= 0.25  # the controller's part of the step, then this round trip
+    assert [(s["site"], s["before"], s["after"], s["state"]) for s in kept["sites"]] == [("a", "502", "200", "healed")]
+    # The host is free, and storm control counts the run (it restarted a unit).
+    assert not (tmp_path / "state" / "lock").exists()
+    assert json.loads((tmp_path / "state" / "last_end").read_text())["run_id"] == "r1"
+
+
+def test_a_probe_that_does_not_heal_leaves_the_run_to_the_controller(tmp_path, run_module):
+    state = str(tmp_path)
+    assert run_module(mod, state="locked", run_id="r1", state_dir=state)["_rc"] == 0
+    probe, release = _release_args(state)  # nobody answers on port 1
+    out = run_module(mod, state="reloaded", services=[], probe=probe, release=release)
+    assert out["_rc"] == 0 and out["probe"]["judgement"]["healed"] is False
+    assert "released" not in out and out["note"] == "nothing was running to reload"
+    assert json.loads((tmp_path / "lock").read_text())["run_id"] == "r1"
+    assert not (tmp_path / "runs" / "r1" / "result.json").exists()
+
+
+@pytest.mark.parametrize("holder", [None, "r2"])
+def test_a_heal_releases_only_a_lock_this_run_holds(tmp_path, run_module, origin, holder):
+    state = str(tmp_path)
+    if holder:
+        assert run_module(mod, state="locked", run_id=holder, state_dir=state)["_rc"] == 0
+    probe, release = _release_args(state, port=origin, locked=holder is not None)
+    out = run_module(mod, state="reloaded", services=[], probe=probe, release=release)
+    assert out["_rc"] == 0 and out["probe"]["judgement"]["healed"] is True
+    assert out["released"] == {"released": False, "result": None}
+    assert not (tmp_path / "runs" / "r1").exists()
+    if holder:
+        assert json.loads((tmp_path / "lock").read_text())["run_id"] == holder  # another run's lock stays
+    assert not (tmp_path / "last_end").exists()
+
+
+def test_check_mode_never_ends_the_run(tmp_path, run_module, origin):
+    state = str(tmp_path)
+    assert run_module(mod, state="locked", run_id="r1", state_dir=state)["_rc"] == 0
+    probe, release = _release_args(state, port=origin)
+    out = run_module(mod, state="reloaded", services=[], probe=probe, release=release, _ansible_check_mode=True)
+    assert out["_rc"] == 0 and "probe" not in out and "released" not in out
+    assert json.loads((tmp_path / "lock").read_text())["run_id"] == "r1"
+
+
+def test_unlocked_keeps_the_result_of_a_run_that_changed_nothing(tmp_path, run_module):
+    state = str(tmp_path)
+    assert run_module(mod, state="locked", run_id="r1", state_dir=state)["_rc"] == 0
+    out = run_module(mod, state="unlocked", run_id="r1", state_dir=state, storm=False, result={"line": "stopped: healthy"})
+    assert out["changed"] and not (tmp_path / "lock").exists() and not (tmp_path / "last_end").exists()
+    assert json.loads((tmp_path / "runs" / "r1" / "result.json").read_text()) == {"line": "stopped: healthy"}

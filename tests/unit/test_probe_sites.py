@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import wp502_outcome
 import wp502_probe as mod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +151,7 @@ def test_each_site_gets_its_state_and_the_step_that_healed_it():
     rungs = [{"rung": "restart_fpm", "sites": ["b", "c"], "fixed": [], "rolled_back": False},
              {"rung": "bom", "sites": ["c"], "fixed": ["b"], "rolled_back": True},
              {"rung": "plugins", "sites": ["b"], "fixed": ["b"], "culprits": ["bad"], "rolled_back": False}]
-    out = {s["site"]: s for s in ladder_filter.wp502_site_results(
+    out = {s["site"]: s for s in wp502_outcome.site_results(
         sites, start, latest, ["a", "d", "e"], ["a", "b", "d"], rungs)}
     assert out["a"]["state"] == "healthy" and out["a"]["before"] == "200" and out["a"]["healed_by"] is None
     # b: fixed by bom first, but bom was undone: healed by plugins, with plugins' culprit
@@ -159,7 +160,10 @@ def test_each_site_gets_its_state_and_the_step_that_healed_it():
     assert out["c"]["state"] == "not_healed"  # answered a 200 without its cookie: never counted as answering
     assert (out["d"]["state"], out["d"]["cdn"], out["d"]["ray_id"]) == ("cdn_only", "cloudflare", "R")
     assert out["e"]["state"] == "broke" and out["e"]["after"] == "502"
-    assert ladder_filter.wp502_site_results(sites[:1], {}, {}, [], [], [])[0]["before"] == "not asked"
+    assert wp502_outcome.site_results(sites[:1], {}, {}, [], [], [])[0]["before"] == "not asked"
+    # What the run's state keeps of a site (site_brief) gives the same rows as the evidence's whole site.
+    briefs = [wp502_outcome.site_brief(dict(s, docroot="/var/www/" + s["id"], plan=[{"rung": "plugins"}])) for s in sites]
+    assert wp502_outcome.site_results(briefs, start, latest, ["a", "d", "e"], ["a", "b", "d"], rungs) == list(out.values())
 
 
 @pytest.fixture
