@@ -98,6 +98,11 @@ def test_fpm_down_is_healed_by_the_restart_rung(nginx_target, tmp_path):
     assert [rung["rung"] for rung in result["rungs"]] == ["restart_fpm"]  # the verdict skips reload
     assert nginx_target.get("/") == 200 and nginx_target.get("/wp-login.php") == 200
     assert not nginx_target.host.file("/var/lib/wp502/lock").exists
+    # The restart's round trip ended the run on the host (wp502_run's release): the host's own result.json is
+    # what AWX was told, and storm control counts the run.
+    kept = json.loads(nginx_target.host.file(f"/var/lib/wp502/runs/{result['run_id']}/result.json").content_string)
+    assert kept == result
+    assert json.loads(nginx_target.host.file("/var/lib/wp502/last_end").content_string)["run_id"] == result["run_id"]
     # on the healed host a second run changes nothing and takes nothing
     _r2, second = emergency(nginx_target, tmp_path)
     assert second["stopped"] == "healthy" and not second["locked"] and second["rungs"] == []
